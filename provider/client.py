@@ -1,0 +1,321 @@
+"""The Octopush HTTP client core: auth, paging, retries and errors, in one place.
+
+It imports neither Airflow nor dlt; the Airflow hook and the dlt source are thin adapters that
+build an :class:`OctopushClient` and read from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from provider.auth import OctopushAuth
+from provider.conversations import Conversation, parse_page
+from provider.exceptions import (
+    OctopushAuthError,
+    OctopushConfigError,
+    OctopushConnectionError,
+    OctopushError,
+    OctopushRequestError,
+    OctopushResponseError,
+    OctopushServerError,
+)
+from provider.paging import Page, PageStream, StopCondition, StopReason
+from provider.redaction import excerpt, mask
+from provider.retry import RetryPolicy, Throttle, parse_retry_after
+from provider.settings import (
+    CONVERSATIONS_PATH,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PER_PAGE,
+    DEFAULT_READ_TIMEOUT,
+    FIRST_PAGE,
+    MAX_CONCURRENCY,
+    MAX_PER_PAGE,
+    PAGE_PARAM,
+    PER_PAGE_PARAM,
+    RETRYABLE_STATUS_CODES,
+    USER_AGENT,
+)
+
+logger = logging.getLogger(__name__)
+
+Timeout = float | tuple[float, float]
+
+
+class _Transient(Exception):
+    """An attempt failed in a way that another attempt may not."""
+
+    def __init__(self, error: OctopushError, *, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OctopushConfigError(
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}"
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise OctopushConfigError(
+            f"base_url {base_url!r} uses plain http, which would send the API key unencrypted; "
+            "use https, or set allow_insecure_http=True if you really mean it"
+        )
+    if parts.query or parts.fragment:
+        raise OctopushConfigError(f"base_url must not carry a query or fragment: {base_url!r}")
+    return base_url.rstrip("/")
+
+
+class OctopushClient:
+    """Reads Octopush conversations page by page, surviving what a public API does.
+
+    Nothing is sent until the first read; one keep-alive session serves every request.
+    ``concurrency`` pages are fetched at once after the first; ``where`` names the place the
+    credentials come from (e.g. an Airflow connection) so that errors can point at it.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_login: str,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        path: str = CONVERSATIONS_PATH,
+        per_page: int = DEFAULT_PER_PAGE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: Timeout = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+        where: str | None = None,
+    ) -> None:
+        if not api_login or not isinstance(api_login, str):
+            raise OctopushConfigError("api_login is required: the API login of the account")
+        if not api_key or not isinstance(api_key, str):
+            raise OctopushConfigError("api_key is required: the API key of the account")
+        if isinstance(per_page, bool) or not isinstance(per_page, int):
+            raise OctopushConfigError(f"per_page must be an integer, got {per_page!r}")
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise OctopushConfigError(f"per_page must be between 1 and {MAX_PER_PAGE}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            raise OctopushConfigError(f"concurrency must be an integer, got {concurrency!r}")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise OctopushConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+        self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.url = f"{self.base_url}/{path.strip('/')}"
+        self.per_page = per_page
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.where = where
+        self._auth = OctopushAuth(api_login, api_key)
+        self._throttle = Throttle()
+
+    def __repr__(self) -> str:
+        return (
+            f"OctopushClient(url={self.url!r}, api_login={self._auth.api_login!r}, "
+            f"api_key={mask(self._auth.api_key)!r})"
+        )
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The keep-alive session, built on first use with a pool for every concurrent read."""
+        session = requests.Session()
+        session.auth = self._auth
+        session.headers["User-Agent"] = USER_AGENT
+        session.headers["Accept"] = "application/json"
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(self.concurrency, 2))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the session's connections, if any were opened."""
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def __enter__(self) -> OctopushClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def iter_pages(
+        self,
+        *,
+        stop_when: StopCondition | None = None,
+        max_pages: int | None = None,
+        concurrency: int | None = None,
+    ) -> PageStream:
+        """Pages of conversations, newest first as the API serves them.
+
+        ``stop_when`` is asked after each page is yielded whether to read on. The returned
+        stream's ``report`` tells pages, requests, retries and why the read stopped.
+        """
+        return PageStream(
+            self.fetch_page,
+            concurrency=concurrency or self.concurrency,
+            stop_when=stop_when,
+            max_pages=max_pages,
+        )
+
+    def iter_conversations(self, **options: Any) -> Iterator[Conversation]:
+        """Every conversation, one at a time; takes the options of :meth:`iter_pages`."""
+        for page in self.iter_pages(**options):
+            yield from page
+
+    def check_access(self) -> None:
+        """One cheap authenticated request; raises the error a read would raise."""
+        self._fetch(FIRST_PAGE, per_page=1, retry=RetryPolicy(max_attempts=2, budget=10.0))
+
+    def fetch_page(self, number: int) -> Page:
+        """One page, retried under the client's policy."""
+        return self._fetch(number, per_page=self.per_page, retry=self.retry)
+
+    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy) -> Page:
+        slept = 0.0
+        started = time.monotonic()
+        for attempt in range(1, retry.max_attempts + 1):
+            self._throttle.wait()
+            try:
+                conversations, end = self._attempt(number, per_page)
+                return Page(number=number, conversations=conversations, attempts=attempt, end=end)
+            except _Transient as failure:
+                error = failure.error
+                delay = retry.delay(attempt, failure.retry_after)
+                if attempt == retry.max_attempts or slept + delay > retry.budget:
+                    break
+                logger.warning(
+                    "Octopush page %d: %s; retry %d of %d in %.1fs",
+                    number,
+                    error,
+                    attempt,
+                    retry.max_attempts - 1,
+                    delay,
+                )
+                if failure.retry_after is not None or getattr(error, "status_code", 0) == 429:
+                    self._throttle.hold(delay)
+                else:
+                    time.sleep(delay)
+                slept += delay
+        error.args = (
+            f"{error} (gave up on page {number} after {attempt} attempt(s) "
+            f"in {time.monotonic() - started:.1f}s)",
+        )
+        raise error
+
+    def _attempt(self, number: int, per_page: int) -> tuple[list[Conversation], StopReason | None]:
+        params = {PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
+        try:
+            response = self.session.get(
+                self.url, params=params, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout as error:
+            raise _Transient(
+                OctopushConnectionError(f"Octopush did not answer in time at {self.url}: {error}")
+            ) from None
+        except requests.RequestException as error:
+            raise _Transient(
+                OctopushConnectionError(
+                    f"could not read from Octopush at {self.url} ({type(error).__name__}): "
+                    f"check the base URL{self._of_where()} and the network"
+                )
+            ) from None
+        return self._interpret(response, number)
+
+    def _interpret(
+        self, response: requests.Response, number: int
+    ) -> tuple[list[Conversation], StopReason | None]:
+        status = response.status_code
+        if status == 404:
+            # Past the end; on page 1 it means the account has no conversations yet.
+            return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.NOT_FOUND
+        if status == 401:
+            raise OctopushAuthError(
+                f"Octopush rejected the credentials (401) of api-login "
+                f"{self._auth.api_login!r}: check the API login and API key{self._of_where()}. "
+                f"Response: {self._excerpt(response)}",
+                status_code=status,
+            )
+        if status == 403:
+            raise OctopushAuthError(
+                f"api-login {self._auth.api_login!r} may not read conversations (403): give "
+                f"this API key access to conversations in Octopush{self._of_where()}. "
+                f"Response: {self._excerpt(response)}",
+                status_code=status,
+            )
+        if status in RETRYABLE_STATUS_CODES:
+            raise _Transient(
+                self._server_error(response, number),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if 300 <= status < 400:
+            raise OctopushResponseError(
+                f"Octopush redirected page {number} ({status}) to "
+                f"{response.headers.get('Location')!r}: set the base URL{self._of_where()} "
+                "to the final address"
+            )
+        if 400 <= status < 500:
+            raise OctopushRequestError(
+                f"Octopush refused the request for page {number} ({status}): "
+                f"{self._excerpt(response)}",
+                status_code=status,
+            )
+        if status >= 500 or status < 200:
+            raise self._server_error(response, number)
+        conversations = self._parse_body(response, number)
+        if conversations:
+            return conversations, None
+        return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
+
+    def _parse_body(self, response: requests.Response, number: int) -> list[Conversation]:
+        try:
+            items = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            # Truncated bodies and proxy error pages are usually gone on the next attempt.
+            raise _Transient(
+                OctopushResponseError(
+                    f"Octopush answered page {number} with a body that is not JSON: "
+                    f"{self._excerpt(response)}"
+                )
+            ) from None
+        if not isinstance(items, list):
+            raise OctopushResponseError(
+                f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
+                f"a list of conversations: {self._excerpt(response)}"
+            )
+        return parse_page(items, page=number)
+
+    def _server_error(self, response: requests.Response, number: int) -> OctopushServerError:
+        return OctopushServerError(
+            f"Octopush answered {response.status_code} for page {number}. "
+            f"Response: {self._excerpt(response)}",
+            status_code=response.status_code,
+        )
+
+    def _excerpt(self, response: requests.Response) -> str:
+        return excerpt(response.content, secrets=(self._auth.api_key,))
+
+    def _of_where(self) -> str:
+        return f" of {self.where}" if self.where else ""

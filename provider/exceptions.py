@@ -1,0 +1,59 @@
+"""Errors raised by the Octopush client.
+
+Every error derives from :class:`OctopushError`, so one ``except`` catches them all::
+
+    OctopushError
+    ├── OctopushConfigError       bad client settings (also a ValueError); raised before any I/O
+    ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
+    ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
+    └── OctopushHTTPError         an error status
+        ├── OctopushAuthError     401 or 403: wrong credentials, or the login may not read
+        ├── OctopushRequestError  400 and other 4xx: the request itself is wrong
+        └── OctopushServerError   429 or 5xx, after the retries ran out
+
+Messages say what to do next. They never contain the API key: bodies are masked and truncated
+by :func:`provider.redaction.excerpt` before they reach an error.
+"""
+
+from __future__ import annotations
+
+
+class OctopushError(Exception):
+    """Root of every error this package raises."""
+
+
+class OctopushConfigError(OctopushError, ValueError):
+    """A setting of the client is invalid; names the setting and what it accepts."""
+
+
+class OctopushResponseError(OctopushError):
+    """The API answered with success but the body is not a JSON array of conversations."""
+
+
+class OctopushConnectionError(OctopushError):
+    """The API could not be reached, or did not answer in time, even after retrying."""
+
+
+class OctopushHTTPError(OctopushError):
+    """The API answered with an error status."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class OctopushAuthError(OctopushHTTPError):
+    """401 (the login or key is wrong) or 403 (the login may not read conversations)."""
+
+    @property
+    def forbidden(self) -> bool:
+        """True when the credentials are valid but lack the right (403)."""
+        return self.status_code == 403
+
+
+class OctopushRequestError(OctopushHTTPError):
+    """400 or another 4xx: retrying the same request will not help."""
+
+
+class OctopushServerError(OctopushHTTPError):
+    """429 or 5xx that persisted through every retry."""

@@ -1,0 +1,234 @@
+"""Page-number paging over a list that moves while it is read.
+
+The API has no cursor: pages are numbered slices of a list ordered newest-first, and activity
+moves conversations to the top while we read. Read in order, that only shifts rows down into the
+next page (a duplicate, merged away by primary key) and never hides one. Read concurrently, a
+later page can be fetched before an earlier one, and a shift in between hides the rows that
+crossed the boundary. So a concurrent read re-fetches the first page at the end: if the head of
+the list did not move, the snapshot was consistent; if it moved, the pages are read again in
+order, which is always safe.
+
+The end is proven, never guessed: an empty page or a 404 past the first page. A page shorter
+than the first only limits how far ahead concurrent reads look, since the server may cap
+``per_page`` at any value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
+from provider.exceptions import OctopushResponseError
+from provider.settings import FIRST_PAGE
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+class StopReason(StrEnum):
+    """Why a read ended."""
+
+    NO_CONVERSATIONS = "no_conversations"  # page 1 was empty or 404: the account has none
+    EMPTY_PAGE = "empty_page"  # a page past the end answered []
+    NOT_FOUND = "not_found"  # a page past the end answered 404
+    CAUGHT_UP = "caught_up"  # the caller's stop condition held (e.g. past the cursor)
+    MAX_PAGES = "max_pages"  # the caller's page limit was reached
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """One answered page: its conversations, or the proof that the list ended."""
+
+    number: int
+    conversations: list[Conversation]
+    attempts: int = 1
+    end: StopReason | None = None
+
+
+@dataclass(kw_only=True)
+class PagingReport:
+    """Live figures of a read, for progress lines, summaries and XCom."""
+
+    pages: int = 0
+    conversations: int = 0
+    requests: int = 0
+    retries: int = 0
+    reread: bool = False
+    stop_reason: StopReason | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+
+    def count(self, page: Page) -> None:
+        self.requests += page.attempts
+        self.retries += page.attempts - 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pages": self.pages,
+            "conversations": self.conversations,
+            "requests": self.requests,
+            "retries": self.retries,
+            "reread": self.reread,
+            "stop_reason": self.stop_reason.value if self.stop_reason else None,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+StopCondition = Callable[[Page], bool]
+
+
+def _head(page: Page) -> list[tuple[str, object]]:
+    return [(row[ID_FIELD], row[CURSOR_FIELD]) for row in page.conversations]
+
+
+class PageStream:
+    """Iterates the pages of one read; ``report`` tells how far it got and why it stopped."""
+
+    def __init__(
+        self,
+        fetch: Callable[[int], Page],
+        *,
+        concurrency: int = 1,
+        stop_when: StopCondition | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        self._fetch_page = fetch
+        self._count_lock = threading.Lock()
+        self._concurrency = concurrency
+        self._stop_when = stop_when
+        self._max_pages = max_pages
+        self._last_ids: list[str] = []
+        self._repeats = 0
+        self._last_progress = time.monotonic()
+        self.report = PagingReport()
+
+    def __iter__(self) -> Iterator[list[Conversation]]:
+        try:
+            yield from self._read()
+        finally:
+            self.report.elapsed = time.monotonic() - self.report.started_at
+            logger.info(
+                "Octopush read ended (%s): %d pages, %d conversations, %d requests, "
+                "%d retries in %.1fs",
+                self.report.stop_reason,
+                self.report.pages,
+                self.report.conversations,
+                self.report.requests,
+                self.report.retries,
+                self.report.elapsed,
+            )
+
+    def _read(self) -> Iterator[list[Conversation]]:
+        first = self._take(self._fetch(FIRST_PAGE))
+        if first.end:
+            self.report.stop_reason = StopReason.NO_CONVERSATIONS
+            return
+        yield first.conversations
+        if self._should_stop(first):
+            return
+        if self._concurrency == 1:
+            yield from self._read_in_order(FIRST_PAGE + 1)
+            return
+        yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.conversations))
+        if self.report.stop_reason is StopReason.MAX_PAGES:
+            return
+        head = self._fetch(FIRST_PAGE)
+        if _head(head) != _head(first):
+            logger.warning(
+                "Octopush conversations moved during a concurrent read; reading the pages "
+                "again in order so that none is missed"
+            )
+            self.report.reread = True
+            self._last_ids = [row[ID_FIELD] for row in head.conversations]
+            yield from self._read_in_order(FIRST_PAGE + 1)
+
+    def _read_in_order(self, start: int) -> Iterator[list[Conversation]]:
+        number = start
+        while True:
+            page = self._take(self._fetch(number))
+            if page.end:
+                self.report.stop_reason = page.end
+                return
+            yield page.conversations
+            if self._should_stop(page):
+                return
+            number += 1
+
+    def _read_ahead(self, start: int, *, page_size: int) -> Iterator[list[Conversation]]:
+        """Keep ``concurrency`` pages in flight, yielding them in page order."""
+        pending: dict[int, Future[Page]] = {}
+        next_number, last_useful = start, None
+        executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="octopush-page")
+        try:
+            while True:
+                while len(pending) < self._concurrency and (
+                    last_useful is None or next_number <= last_useful
+                ):
+                    pending[next_number] = executor.submit(self._fetch, next_number)
+                    next_number += 1
+                number = min(pending)
+                page = self._take(pending.pop(number).result())
+                if page.end:
+                    self.report.stop_reason = page.end
+                    return
+                yield page.conversations
+                if self._should_stop(page):
+                    return
+                if len(page.conversations) < page_size:
+                    last_useful = number + 1
+                page_size = max(page_size, len(page.conversations))
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch(self, number: int) -> Page:
+        """Fetch a page and count its requests, from whichever thread fetched it."""
+        page = self._fetch_page(number)
+        with self._count_lock:
+            self.report.count(page)
+        return page
+
+    def _take(self, page: Page) -> Page:
+        """Refuse a server that ignores ``page``, then count the page as read."""
+        if page.end:
+            return page
+        ids = [row[ID_FIELD] for row in page.conversations]
+        self._repeats = self._repeats + 1 if ids == self._last_ids else 0
+        if self._repeats >= 2:
+            raise OctopushResponseError(
+                f"pages {page.number - 2} to {page.number} returned the same conversations: "
+                "the API seems to ignore the 'page' parameter; check the base URL and path"
+            )
+        self._last_ids = ids
+        self.report.pages += 1
+        self.report.conversations += len(page.conversations)
+        self._log_progress()
+        return page
+
+    def _should_stop(self, page: Page) -> bool:
+        if self._stop_when is not None and self._stop_when(page):
+            self.report.stop_reason = StopReason.CAUGHT_UP
+            return True
+        if self._max_pages is not None and self.report.pages >= self._max_pages:
+            self.report.stop_reason = StopReason.MAX_PAGES
+            return True
+        return False
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
+            self._last_progress = now
+            elapsed = now - self.report.started_at
+            logger.info(
+                "Octopush read in progress: %d pages, %d conversations (%.0f/s), %d retries",
+                self.report.pages,
+                self.report.conversations,
+                self.report.conversations / elapsed if elapsed else 0.0,
+                self.report.retries,
+            )

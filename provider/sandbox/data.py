@@ -1,0 +1,244 @@
+"""Seeded, thread-safe store of fake Octopush conversations.
+
+The connector has to be tested against data shaped like the real API's: optional keys, offsets
+that change across daylight saving time, several ways of writing the same instant, and rows that
+jump to the top while a client is paging. This store produces such data from a seed, so every
+run, test and benchmark sees the same conversations.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pendulum
+
+__all__ = ["ANCHOR", "OFFSET_MODES", "ConversationStore"]
+
+ANCHOR = pendulum.datetime(2026, 11, 1, 12, tz="UTC")
+"""Fixed "now" of the sandbox: generated data ends just before it, new messages come after it."""
+
+OFFSET_MODES = ("paris", "mixed")
+
+_ANCHOR_TS = int(ANCHOR.timestamp())
+# 240 days before the anchor reach back to early March 2026, across both Paris DST changes.
+_WINDOW_SECONDS = 240 * 86_400
+_MAX_THREAD_SECONDS = 30 * 86_400
+_PARIS = "Europe/Paris"
+_MIXED_ZONES = (_PARIS, "America/New_York", "UTC")
+_TIMEZONES = {name: pendulum.timezone(name) for name in _MIXED_ZONES}
+
+_FIRST_NAMES = (
+    "Camille", "Léa", "Hugo", "Chloé", "Lucas", "Manon", "Théo", "Inès", "Louis", "Zoé",
+    "Jules", "Élodie", "Nathan", "Sarah", "Gabriel", "Anaïs", "Raphaël", "Noémie", "Adam", "Maëlle",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
+    "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "David", "Bertrand", "Roux",
+)  # fmt: skip
+_SHORT_CODES = ("12345", "38200", "36111", "31007")
+_RCS_AGENTS = ("octoshop@rcs.goog", "pharmalib@rcs.goog", "velocity@rcs.goog")
+_MESSAGES = {
+    "alert": (
+        "Votre colis {n} arrive demain entre 8h et 12h.",
+        "Rappel : rendez-vous le {d} à 14h30. Répondez OUI pour confirmer.",
+        "Alerte : connexion inhabituelle sur votre compte (réf. {n}).",
+    ),
+    "marketing": (
+        "-20% sur toute la boutique ce week-end ! Code PROMO{d}. STOP au 36111",
+        "Nouveautés en magasin, venez les découvrir ! STOP au 36111",
+    ),
+    "support": (
+        "Merci, votre demande #{n} a bien été prise en compte.",
+        "Bonjour, pouvez-vous me rappeler ?",
+        "C'est réglé, merci pour votre aide 🙏",
+    ),
+    "transactional": (
+        "Votre code de vérification est {n}.",
+        "Paiement de {d},90 € reçu, merci !",
+    ),
+}
+_PURPOSES = tuple(_MESSAGES)
+
+
+def render_instant(timestamp: int, zone: str) -> str:
+    """Write a Unix timestamp the way the API does: ISO 8601, seconds, offset ("Z" for UTC)."""
+    text = datetime.fromtimestamp(timestamp, _TIMEZONES[zone]).isoformat(timespec="seconds")
+    return text[:-6] + "Z" if zone == "UTC" else text
+
+
+def _copy(row: dict[str, Any]) -> dict[str, Any]:
+    # Rows hold only str/int values and one nested dict: this is a deep copy, ~20x faster.
+    return {**row, "recipient_details": {**row["recipient_details"]}}
+
+
+@dataclass(slots=True, eq=False)  # identity equality: list.remove() must find this very entry
+class _Entry:
+    row: dict[str, Any]
+    last: int
+    zone: str
+    shuffle_key: float
+
+
+class ConversationStore:
+    """Conversations served newest-first by ``last_message_at`` (or shuffled), safe across threads.
+
+    Mutations (``add_new``, ``bump``, ``bump_ids``) mimic a live account: new and active
+    conversations move to the top, shifting everything else down.
+    """
+
+    def __init__(self, *, seed: int = 7, offsets: str = "paris", shuffled: bool = False) -> None:
+        if offsets not in OFFSET_MODES:
+            raise ValueError(f"offsets must be one of {OFFSET_MODES}, got {offsets!r}")
+        self.seed = seed
+        self.offsets = offsets
+        self._shuffled = shuffled
+        self._rng = random.Random(seed)
+        # A separate stream for zones keeps the instants identical whatever the offsets mode.
+        self._zone_rng = random.Random(f"zones-{seed}")
+        self._lock = threading.RLock()
+        self._entries: dict[str, _Entry] = {}
+        # Newest-first. Mutations only ever create a new newest row, so they prepend; no re-sort.
+        self._recency: list[_Entry] = []
+        self._shuffled_order: list[_Entry] | None = None
+        self._newest = _ANCHOR_TS - _WINDOW_SECONDS
+
+    @classmethod
+    def generate(
+        cls, count: int, *, seed: int = 7, offsets: str = "paris", shuffled: bool = False
+    ) -> ConversationStore:
+        """Build a store of ``count`` conversations spread over the 240 days before ``ANCHOR``."""
+        if not 0 <= count <= _WINDOW_SECONDS:
+            raise ValueError(f"count must be between 0 and {_WINDOW_SECONDS}, got {count}")
+        store = cls(seed=seed, offsets=offsets, shuffled=shuffled)
+        # Sampling distinct seconds makes every last_message_at unique, so order is unambiguous.
+        for offset in store._rng.sample(range(_WINDOW_SECONDS), count):
+            store._insert(_ANCHOR_TS - 1 - offset)
+        store._recency.sort(key=lambda e: (-e.last, e.row["conversation_id"]))
+        return store
+
+    @property
+    def shuffled(self) -> bool:
+        """Serve rows in a seeded random order instead of newest-first."""
+        return self._shuffled
+
+    @shuffled.setter
+    def shuffled(self, value: bool) -> None:
+        with self._lock:
+            self._shuffled = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def page(self, page: int, per_page: int) -> list[dict[str, Any]]:
+        """Return copies of the rows of 1-based ``page``, in served order; ``[]`` past the end."""
+        if page < 1 or per_page < 1:
+            raise ValueError(f"page and per_page must be >= 1, got {page} and {per_page}")
+        start = (page - 1) * per_page
+        with self._lock:
+            served = self._shuffled_entries() if self._shuffled else self._recency
+            return [_copy(entry.row) for entry in served[start : start + per_page]]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Return copies of all rows, newest-first whatever the served order."""
+        with self._lock:
+            return [_copy(entry.row) for entry in self._recency]
+
+    def add_new(self, n: int) -> list[str]:
+        """Start ``n`` conversations newer than all others, one second apart; return their ids."""
+        with self._lock:
+            return [
+                self._insert(self._next_instant(), fresh=True) for _ in range(_check_count(n))
+            ]
+
+    def bump(self, n: int) -> list[str]:
+        """Give ``n`` conversations, preferably older ones, a new message; return their ids."""
+        with self._lock:
+            ids = [entry.row["conversation_id"] for entry in self._recency]
+            n = min(_check_count(n), len(ids))
+            newer, older = ids[: len(ids) // 2], ids[len(ids) // 2 :]
+            picked = self._rng.sample(older, min(n, len(older)))
+            picked += self._rng.sample(newer, n - len(picked))
+            return self.bump_ids(picked)
+
+    def bump_ids(self, ids: Iterable[str]) -> list[str]:
+        """Give each conversation in ``ids`` a new message, moving it to the top; return the ids."""
+        bumped = list(ids)
+        with self._lock:
+            missing = [cid for cid in bumped if cid not in self._entries]
+            if missing:
+                raise KeyError(f"unknown conversation ids: {missing}")
+            for cid in bumped:
+                entry = self._entries[cid]
+                entry.last = self._next_instant()
+                entry.row["last_message_at"] = render_instant(entry.last, entry.zone)
+                entry.row["number_of_messages"] += 1
+                entry.row["last_message"] = self._message(entry.row["purpose"])
+                self._recency.remove(entry)
+                self._recency.insert(0, entry)
+            self._shuffled_order = None
+        return bumped
+
+    def _insert(self, last: int, *, fresh: bool = False) -> str:
+        """Add one conversation; a ``fresh`` one has just started (a single message)."""
+        rng = self._rng
+        cid = f"{rng.getrandbits(96):024x}"
+        while cid in self._entries:
+            cid = f"{rng.getrandbits(96):024x}"
+        channel = rng.choice(("sms", "rcs"))
+        purpose = rng.choice(_PURPOSES)
+        messages = 1 if fresh or rng.random() < 0.3 else rng.randint(2, 40)
+        first = last if messages == 1 else last - rng.randint(60, _MAX_THREAD_SECONDS)
+        agent = f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
+        zone = _PARIS if self.offsets == "paris" else self._zone_rng.choice(_MIXED_ZONES)
+        row: dict[str, Any] = {
+            "conversation_id": cid,
+            "last_user_channel": channel,
+            "recipient_details": {
+                "phone_number": f"+33{rng.choice('67')}{rng.randrange(10**8):08d}",
+                "name": f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}",
+            },
+        }
+        if rng.random() < 0.5:
+            row["agent_assigned_to"] = agent
+        row |= {
+            "from": rng.choice(_SHORT_CODES if channel == "sms" else _RCS_AGENTS),
+            "first_message_at": render_instant(first, zone),
+            "last_message_at": render_instant(last, zone),
+            "last_message": self._message(purpose),
+            "purpose": purpose,
+            "color": rng.randint(0, 5),
+            "number_of_messages": messages,
+        }
+        entry = _Entry(row, last, zone, rng.random())
+        self._entries[cid] = entry
+        self._recency.insert(0, entry)
+        self._newest = max(self._newest, last)
+        self._shuffled_order = None
+        return cid
+
+    def _message(self, purpose: str) -> str:
+        template = self._rng.choice(_MESSAGES[purpose])
+        return template.format(n=self._rng.randrange(10**5, 10**6), d=self._rng.randint(10, 28))
+
+    def _next_instant(self) -> int:
+        self._newest = max(self._newest, _ANCHOR_TS) + 1
+        return self._newest
+
+    def _shuffled_entries(self) -> list[_Entry]:
+        if self._shuffled_order is None:
+            order = sorted(self._recency, key=lambda e: e.shuffle_key)
+            if len(order) > 1 and order == self._recency:  # a shuffle must not be newest-first
+                order[0], order[1] = order[1], order[0]
+            self._shuffled_order = order
+        return self._shuffled_order
+
+
+def _check_count(n: int) -> int:
+    if n < 0:
+        raise ValueError(f"a number of conversations must be >= 0, got {n}")
+    return n

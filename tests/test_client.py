@@ -1,0 +1,316 @@
+"""The client core against the sandbox over real HTTP: paging, retries, errors, secrets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from provider.client import OctopushClient
+from provider.exceptions import (
+    OctopushAuthError,
+    OctopushConfigError,
+    OctopushConnectionError,
+    OctopushRequestError,
+    OctopushResponseError,
+    OctopushServerError,
+)
+from provider.paging import StopReason
+from provider.retry import RetryPolicy
+from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, READ_ONLY_LOGIN
+from tests.helpers import ids
+
+FAULTS = [
+    ("429", None),
+    ("429", "0"),
+    ("500", None),
+    ("502", None),
+    ("503", None),
+    ("html", None),
+    ("html-502", None),
+    ("truncated", None),
+    ("reset", None),
+]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize(("kind", "retry_after"), FAULTS)
+def test_every_fault_is_retried_and_every_conversation_arrives_once(
+    make_sandbox, make_client, kind, retry_after, concurrency
+):
+    sandbox = make_sandbox(conversations=230)
+    sandbox.add_fault(kind, page=2, times=2, retry_after=retry_after)
+    client = make_client(sandbox, concurrency=concurrency)
+
+    stream = client.iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    faulted = [r for r in sandbox.requests if r.fault == kind]
+    assert [r.page for r in faulted] == [2, 2]
+    assert stream.report.retries == 2
+    assert Counter(r.page for r in sandbox.requests)[2] == 3
+
+
+def test_a_slow_answer_times_out_and_is_retried(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=150)
+    sandbox.add_fault("slow", page=1, delay=1.0)
+    client = make_client(sandbox, timeout=(1.0, 0.3))
+
+    stream = client.iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    assert stream.report.retries == 1
+
+
+def test_retry_after_is_honoured_across_threads(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=600)
+    sandbox.add_fault("429", page=3, retry_after="1")
+    client = make_client(sandbox, concurrency=4, per_page=50)
+
+    stream = client.iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert len(rows) == 600
+    assert stream.report.elapsed >= 1.0
+
+
+def test_retries_are_bounded_and_the_last_error_is_raised(make_sandbox, make_client):
+    sandbox = make_sandbox()
+    sandbox.add_fault("503", page=1, times=100)
+    client = make_client(sandbox, retry=RetryPolicy(max_attempts=3, backoff_base=0.01))
+
+    with pytest.raises(OctopushServerError) as raised:
+        list(client.iter_conversations())
+
+    assert raised.value.status_code == 503
+    assert "after 3 attempt(s)" in str(raised.value)
+    assert len(sandbox.requests) == 3
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_at_once(make_sandbox, make_client):
+    sandbox = make_sandbox()
+    sandbox.add_fault("429", page=1, retry_after="3600")
+    client = make_client(sandbox, retry=RetryPolicy(budget=60.0))
+
+    with pytest.raises(OctopushServerError, match="429"):
+        list(client.iter_conversations())
+
+    assert len(sandbox.requests) == 1
+
+
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+def test_a_capped_per_page_loses_nothing_and_reads_one_page_past_the_end(
+    make_sandbox, make_client, past_end
+):
+    sandbox = make_sandbox(conversations=250, max_per_page=40, past_end=past_end)
+    client = make_client(sandbox, per_page=100)
+
+    stream = client.iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    assert [r.page for r in sandbox.requests] == list(range(1, 9))  # 7 pages + the proof
+    assert {r.per_page for r in sandbox.requests} == {40}
+    expected = StopReason.EMPTY_PAGE if past_end == "empty" else StopReason.NOT_FOUND
+    assert stream.report.stop_reason is expected
+
+
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+def test_an_exact_multiple_of_the_page_size_ends_on_the_next_page(
+    make_sandbox, make_client, past_end
+):
+    sandbox = make_sandbox(conversations=200, past_end=past_end)
+    client = make_client(sandbox)
+
+    rows = list(client.iter_conversations())
+
+    assert len(rows) == 200
+    assert [r.page for r in sandbox.requests] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_an_account_without_conversations_is_empty_not_an_error(
+    make_sandbox, make_client, past_end, concurrency
+):
+    sandbox = make_sandbox(conversations=0, past_end=past_end)
+    client = make_client(sandbox, concurrency=concurrency)
+
+    stream = client.iter_pages()
+
+    assert list(stream) == []
+    assert stream.report.stop_reason is StopReason.NO_CONVERSATIONS
+    assert len(sandbox.requests) == 1
+
+
+def test_concurrent_reads_return_everything_once_in_order(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=1234)
+    client = make_client(sandbox, concurrency=8, per_page=50)
+
+    stream = client.iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    assert stream.report.reread is False
+    # 25 pages, the proof of the end, the head check, and at most 7 requests already in flight.
+    assert 27 <= len(sandbox.requests) <= 27 + 7
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_data_moving_during_a_read_never_hides_a_conversation(
+    make_sandbox, make_client, concurrency
+):
+    sandbox = make_sandbox(conversations=1000, latency=0.002)
+    before = set(ids(sandbox.store.snapshot()))
+    for n in range(2, 12):
+        sandbox.before_request(n, lambda store: (store.add_new(3), store.bump(2)))
+    client = make_client(sandbox, concurrency=concurrency, per_page=50)
+
+    stream = client.iter_pages()
+    seen = {row["conversation_id"] for page in stream for row in page}
+
+    bumped_or_new = {
+        row["conversation_id"]
+        for row in sandbox.store.snapshot()
+        if row["number_of_messages"] > 1 or row["conversation_id"] not in before
+    }
+    # Every conversation that did not move is read; the moved ones are newer than anything
+    # read before they moved, so the next incremental run reads them.
+    assert before - bumped_or_new <= seen
+    assert stream.report.reread is (concurrency > 1)
+
+
+def test_wrong_key_fails_at_once_without_echoing_the_key(make_sandbox, caplog):
+    sandbox = make_sandbox()
+    secret = "wrong-key-5f1e9c"
+    client = OctopushClient(api_login=DEFAULT_API_LOGIN, api_key=secret, base_url=sandbox.base_url)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(OctopushAuthError) as raised:
+        list(client.iter_conversations())
+
+    assert raised.value.status_code == 401
+    assert "check the API login and API key" in str(raised.value)
+    assert len(sandbox.requests) == 1
+    assert secret not in str(raised.value) + caplog.text + repr(client)
+
+
+def test_forbidden_login_fails_at_once_with_its_own_message(make_sandbox, caplog):
+    sandbox = make_sandbox()
+    client = OctopushClient(
+        api_login=READ_ONLY_LOGIN, api_key=DEFAULT_API_KEY, base_url=sandbox.base_url, where="X"
+    )
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(OctopushAuthError) as raised:
+        list(client.iter_conversations())
+
+    assert raised.value.forbidden
+    assert "may not read conversations (403)" in str(raised.value)
+    assert "of X" in str(raised.value)
+    assert len(sandbox.requests) == 1
+    assert DEFAULT_API_KEY not in str(raised.value) + caplog.text
+
+
+def test_bad_request_is_not_retried(make_sandbox, make_client):
+    sandbox = make_sandbox()
+    sandbox.add_fault("400", page=1, times=5)
+
+    with pytest.raises(OctopushRequestError) as raised:
+        list(make_client(sandbox).iter_conversations())
+
+    assert raised.value.status_code == 400
+    assert len(sandbox.requests) == 1
+
+
+def test_an_html_page_with_status_200_is_a_response_error(make_sandbox, make_client):
+    sandbox = make_sandbox()
+    sandbox.add_fault("html", page=1, times=10)
+
+    with pytest.raises(OctopushResponseError, match="not JSON.*maintenance") as raised:
+        list(make_client(sandbox).iter_conversations())
+
+    assert "<!DOCTYPE" in str(raised.value)
+    assert len(sandbox.requests) == 4
+
+
+def test_an_error_object_with_status_200_is_a_response_error(make_sandbox, make_client):
+    sandbox = make_sandbox()
+    sandbox.add_fault("error-object", page=2)
+
+    with pytest.raises(OctopushResponseError, match="JSON dict instead of a list"):
+        list(make_client(sandbox).iter_conversations())
+
+
+def test_an_unreachable_host_is_a_connection_error(make_client, sandbox):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = OctopushClient(
+        api_login="a",
+        api_key="k",
+        base_url=f"http://127.0.0.1:{port}/v1/public",
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+    )
+
+    with pytest.raises(OctopushConnectionError, match="check the base URL"):
+        client.check_access()
+
+
+@pytest.mark.parametrize("offsets", ["paris", "mixed"])
+def test_timestamps_become_the_same_utc_instants_whatever_the_offset(
+    make_sandbox, make_client, offsets
+):
+    sandbox = make_sandbox(conversations=300, offsets=offsets)
+
+    rows = list(make_client(sandbox).iter_conversations())
+
+    texts = [raw["last_message_at"] for raw in sandbox.store.snapshot()]
+    written = {"Z" if t.endswith("Z") else t[-6:] for t in texts}
+    assert written >= ({"+01:00", "+02:00"} if offsets == "paris" else {"Z", "-05:00", "+01:00"})
+    for row, text in zip(rows, texts, strict=True):
+        assert row["last_message_at"].tzinfo is UTC
+        assert row["last_message_at"] == datetime.fromisoformat(text)
+
+
+def test_fields_are_typed_and_unknown_fields_kept(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=5)
+    first = sandbox.store.snapshot()[0]
+
+    row = next(make_client(sandbox).iter_conversations())
+
+    assert row["conversation_id"] == first["conversation_id"]
+    assert isinstance(row["color"], int) and isinstance(row["number_of_messages"], int)
+    assert row["recipient_details"] == first["recipient_details"]
+    assert set(row) == set(first)
+
+
+def test_plain_http_to_a_remote_host_is_refused():
+    with pytest.raises(OctopushConfigError, match="plain http"):
+        OctopushClient(api_login="a", api_key="k", base_url="http://api.example.com/v1/public")
+    OctopushClient(
+        api_login="a",
+        api_key="k",
+        base_url="http://api.example.com/v1/public",
+        allow_insecure_http=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("per_page", 0), ("per_page", "100"), ("concurrency", 0), ("api_key", ""), ("api_login", "")],
+)
+def test_bad_settings_name_the_setting(option, value):
+    settings = {"api_login": "a", "api_key": "k", option: value}
+    with pytest.raises(OctopushConfigError, match=option):
+        OctopushClient(**settings)
+
+
+def test_the_key_never_shows_in_a_repr():
+    client = OctopushClient(api_login="a", api_key="very-secret-key")
+
+    assert "very-secret-key" not in repr(client)
+    assert "very-secret-key" not in repr(client.session.auth)
