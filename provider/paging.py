@@ -162,15 +162,16 @@ class PageStream:
             number += 1
 
     def _read_ahead(self, start: int, *, page_size: int) -> Iterator[list[Conversation]]:
-        """Keep ``concurrency`` pages in flight, yielding them in page order."""
+        """Keep up to ``concurrency`` pages in flight, yielding them in page order."""
         pending: dict[int, Future[Page]] = {}
         next_number, last_useful = start, None
+        # Start with two pages in flight and double per page read, so that a short incremental
+        # read does not fire a full window of requests it will not use.
+        window = min(2, self._concurrency)
         executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="octopush-page")
         try:
             while True:
-                while len(pending) < self._concurrency and (
-                    last_useful is None or next_number <= last_useful
-                ):
+                while len(pending) < window and (last_useful is None or next_number <= last_useful):
                     pending[next_number] = executor.submit(self._fetch, next_number)
                     next_number += 1
                 number = min(pending)
@@ -181,6 +182,7 @@ class PageStream:
                 yield page.conversations
                 if self._should_stop(page):
                     return
+                window = min(window * 2, self._concurrency)
                 if len(page.conversations) < page_size:
                     last_useful = number + 1
                 page_size = max(page_size, len(page.conversations))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 
 from provider.client import OctopushClient
 from provider.retry import RetryPolicy
 from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationStore, SandboxServer
+
+# Outside an Airflow task dlt need not probe Airflow for secrets; it is slow and writes files.
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 _STORE_KWARGS = ("seed", "offsets", "shuffled")
 
@@ -55,3 +61,20 @@ def make_client() -> Callable[..., OctopushClient]:
 
     return make
 
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path) -> Callable[..., dlt.Pipeline]:
+    """Factory for a dlt pipeline with its working dir under ``tmp_path``; DuckDB by default."""
+
+    def make(name: str = "octopush_test", destination: Any = None, **options: Any) -> dlt.Pipeline:
+        if destination is None:
+            destination = dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb"))
+        return dlt.pipeline(
+            pipeline_name=name,
+            destination=destination,
+            dataset_name=options.pop("dataset_name", "octopush"),
+            pipelines_dir=str(tmp_path / "pipelines"),
+            **options,
+        )
+
+    return make

@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+
+import dlt
+from dlt.extract.source import DltSource
+
+from dlt_source import octopush_source
+from provider.conversations import to_utc
+from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationStore, SandboxServer
 
 
 def ids(rows: list[dict[str, Any]]) -> list[str]:
     """The conversation ids of rows, in order."""
     return [row["conversation_id"] for row in rows]
+
+
+def expected_table(store: ConversationStore) -> dict[str, tuple[datetime, int]]:
+    """What the warehouse must hold: each conversation's UTC cursor and message count."""
+    return {
+        row["conversation_id"]: (to_utc(row["last_message_at"]), row["number_of_messages"])
+        for row in store.snapshot()
+    }
+
+
+def loaded_table(pipeline: dlt.Pipeline) -> dict[str, tuple[datetime, int]]:
+    """The conversations table as loaded, keyed like :func:`expected_table`; no duplicates."""
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "SELECT conversation_id, last_message_at, number_of_messages FROM conversations"
+        )
+    table = {cid: (moment.astimezone(UTC), count) for cid, moment, count in rows}
+    assert len(table) == len(rows), "a conversation was loaded twice"
+    return table
+
+
+def read_report(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The last run's read figures, as the source left them in the pipeline state."""
+    state = pipeline.state["sources"]["octopush"]["resources"]["conversations"]
+    report: dict[str, Any] = state["last_read"]
+    return report
+
+
+def sandbox_source(sandbox: SandboxServer, **options: Any) -> DltSource:
+    """The dlt source reading from a sandbox with its demo credentials."""
+    settings = {"api_login": DEFAULT_API_LOGIN, "api_key": DEFAULT_API_KEY}
+    source: DltSource = octopush_source(**(settings | {"base_url": sandbox.base_url} | options))
+    return source

@@ -230,7 +230,7 @@ def test_an_html_page_with_status_200_is_a_response_error(make_sandbox, make_cli
     sandbox = make_sandbox()
     sandbox.add_fault("html", page=1, times=10)
 
-    with pytest.raises(OctopushResponseError, match="not JSON.*maintenance") as raised:
+    with pytest.raises(OctopushResponseError, match=r"not JSON.*maintenance") as raised:
         list(make_client(sandbox).iter_conversations())
 
     assert "<!DOCTYPE" in str(raised.value)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dlt_source.arrow import SCHEMA, to_table
 from provider.conversations import parse_conversation, to_utc
 from provider.exceptions import OctopushResponseError
 
@@ -63,3 +64,31 @@ def test_an_unusable_conversation_names_the_page_item_and_field(raw, message):
         parse_conversation(raw, page=3, index=7)
 
     assert "page 3, item 7" in str(raised.value)
+
+
+def test_fields_the_api_adds_later_are_kept_as_columns():
+    rows = [
+        parse_conversation(
+            {
+                "conversation_id": "c1",
+                "last_message_at": "2024-06-07T05:22:43+02:00",
+                "recipient_details": {"phone_number": "+33600000000", "name": "A", "email": "a@x"},
+                "tags": ["vip"],
+                "score": 3,
+            },
+            page=1,
+            index=0,
+        ),
+        parse_conversation(
+            {"conversation_id": "c2", "last_message_at": "2024-06-07T05:22:43Z", "score": "high"},
+            page=1,
+            index=1,
+        ),
+    ]
+
+    table = to_table(rows)
+
+    assert table.column("recipient_details__email").to_pylist() == ["a@x", None]
+    assert table.column("tags").to_pylist() == [["vip"], None]
+    assert table.column("score").to_pylist() == ["3", '"high"']  # mixed types: kept as JSON
+    assert table.schema.field("last_message_at").type == SCHEMA.field("last_message_at").type

@@ -151,9 +151,7 @@ class ConversationStore:
     def add_new(self, n: int) -> list[str]:
         """Start ``n`` conversations newer than all others, one second apart; return their ids."""
         with self._lock:
-            return [
-                self._insert(self._next_instant(), fresh=True) for _ in range(_check_count(n))
-            ]
+            return [self._insert(self._next_instant(), fresh=True) for _ in range(_check_count(n))]
 
     def bump(self, n: int) -> list[str]:
         """Give ``n`` conversations, preferably older ones, a new message; return their ids."""

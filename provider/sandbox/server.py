@@ -357,6 +357,11 @@ class SandboxServer:
         with self._lock:
             self._actions.setdefault(n, []).append(action)
 
+    def clear_faults(self) -> None:
+        """Drop every queued fault that has not fired yet."""
+        with self._lock:
+            self._faults.clear()
+
     def clear_requests(self) -> None:
         """Forget logged requests and restart the list-request count used by before_request."""
         with self._lock:

@@ -1,0 +1,22 @@
+"""Names and defaults of the dlt source, kept in one place."""
+
+from __future__ import annotations
+
+SOURCE_NAME = "octopush"
+RESOURCE_NAME = "conversations"
+TABLE_NAME = "conversations"
+PRIMARY_KEY = "conversation_id"
+CURSOR_COLUMN = "last_message_at"
+
+DEFAULT_PIPELINE_NAME = "octopush_conversations"
+DEFAULT_DATASET_NAME = "octopush"
+DEFAULT_DESTINATION = "duckdb"
+
+# Re-read conversations whose last message is up to this many seconds older than the cursor:
+# a message stamped a little before it became visible in the API is still picked up.
+DEFAULT_LAG_SECONDS = 300.0
+# Pages fetched at once after the first one; the client backs off on 429 across all of them.
+DEFAULT_CONCURRENCY = 8
+# Pages are merged into one Arrow table of about this many rows before dlt sees them, so that
+# dlt's per-item work is paid once per batch rather than once per page.
+BATCH_ROWS = 5_000

@@ -1,0 +1,148 @@
+"""``octopush-load`` as a user runs it: a real process, a real sandbox, a real DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
+from tests.helpers import expected_table
+
+PIPELINE = "octopush_conversations"
+
+
+def _environment(tmp_path: Path, **variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    env["DLT_DATA_DIR"] = str(tmp_path / "dlt")
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    return env | variables
+
+
+def _sandbox_environment(tmp_path: Path, sandbox, api_key: str = DEFAULT_API_KEY) -> dict[str, str]:
+    return _environment(
+        tmp_path,
+        SOURCES__OCTOPUSH__API_LOGIN=DEFAULT_API_LOGIN,
+        SOURCES__OCTOPUSH__API_KEY=api_key,
+        SOURCES__OCTOPUSH__BASE_URL=sandbox.base_url,
+    )
+
+
+def _load(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _command(tmp_path, env, sys.executable, "-m", "dlt_source", *args)
+
+
+def _command(tmp_path: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _table(tmp_path: Path) -> dict[str, tuple]:
+    with duckdb.connect(str(tmp_path / f"{PIPELINE}.duckdb"), read_only=True) as db:
+        rows = db.execute(
+            "SELECT conversation_id, last_message_at, number_of_messages "
+            "FROM octopush.conversations"
+        ).fetchall()
+    return {cid: (moment, count) for cid, moment, count in rows}
+
+
+def test_demo_loads_the_sandbox_into_duckdb_and_dlt_can_inspect_it(tmp_path):
+    env = _environment(tmp_path)
+
+    result = _load(tmp_path, env, "--demo", "--demo-conversations", "300")
+
+    assert result.returncode == 0, result.stderr
+    assert "loaded 300 conversations into duckdb:octopush.conversations" in result.stdout
+    assert "Octopush read ended (empty_page)" in result.stderr
+    assert len(_table(tmp_path)) == 300
+    info = _command(
+        tmp_path, env, str(Path(sys.executable).with_name("dlt")), "pipeline", PIPELINE, "info"
+    )
+    assert info.returncode == 0, info.stderr
+    assert "octopush" in info.stdout
+
+
+def test_credentials_come_from_dlt_environment_variables(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=420)
+
+    result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), "--concurrency", "4")
+
+    assert result.returncode == 0, result.stderr
+    assert {cid: count for cid, (_, count) in _table(tmp_path).items()} == {
+        cid: count for cid, (_, count) in expected_table(sandbox.store).items()
+    }
+
+
+def test_a_wrong_key_exits_with_one_clear_line_and_no_key(tmp_path, make_sandbox):
+    sandbox = make_sandbox()
+    env = _sandbox_environment(tmp_path, sandbox, api_key="wrong-key-3e7a")
+
+    result = _load(tmp_path, env)
+
+    assert result.returncode == 1
+    assert "octopush-load: Octopush rejected the credentials (401)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong-key-3e7a" not in result.stderr + result.stdout
+    assert len(sandbox.requests) == 1
+
+
+def test_missing_credentials_say_where_to_put_them(tmp_path):
+    result = _load(tmp_path, _environment(tmp_path))
+
+    assert result.returncode != 0
+    assert "SOURCES__OCTOPUSH__API_KEY" in result.stderr
+
+
+def test_a_killed_run_advances_nothing_and_the_rerun_is_exact(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=3000, latency=0.03)
+    env = _sandbox_environment(tmp_path, sandbox)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlt_source", "--concurrency", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(sandbox.requests) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert len(sandbox.requests) < 30, "the run finished before it could be killed"
+
+    sandbox.latency = 0
+    sandbox.store.add_new(5)
+    result = _load(tmp_path, env)
+
+    assert result.returncode == 0, result.stderr
+    assert "new 3005" in result.stdout
+    table = _table(tmp_path)
+    assert {cid: moment.timestamp() for cid, (moment, _) in table.items()} == {
+        cid: moment.timestamp() for cid, (moment, _) in expected_table(sandbox.store).items()
+    }
+
+
+@pytest.mark.parametrize("flag", ["--full-refresh"])
+def test_full_refresh_reloads_everything(tmp_path, make_sandbox, flag):
+    sandbox = make_sandbox(conversations=250)
+    env = _sandbox_environment(tmp_path, sandbox)
+    assert _load(tmp_path, env).returncode == 0
+
+    result = _load(tmp_path, env, flag)
+
+    assert result.returncode == 0, result.stderr
+    assert "new 250" in result.stdout
+    assert len(_table(tmp_path)) == 250

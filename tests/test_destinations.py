@@ -1,0 +1,89 @@
+"""Destinations other than DuckDB: the real Postgres of this machine, and BigQuery's hints.
+
+BigQuery cannot be reached from here, so its test stops before the load: it checks that the
+pipeline extracts and normalises with the partition and cluster hints BigQuery will apply.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import dlt
+import psycopg2
+import pytest
+
+from dlt_source.runner import run_load
+from tests.helpers import expected_table, loaded_table, sandbox_source
+
+POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
+
+
+@pytest.fixture
+def postgres_dataset():
+    """A schema of its own in the test database, dropped afterwards."""
+    name = f"octopush_{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        cursor.execute(f"DROP SCHEMA IF EXISTS {name}_staging CASCADE")
+
+
+def test_postgres_full_then_incremental_load_equals_the_sandbox(
+    make_sandbox, make_pipeline, postgres_dataset
+):
+    sandbox = make_sandbox(conversations=1500, offsets="mixed")
+    pipeline = make_pipeline(
+        "octopush_pg",
+        destination=dlt.destinations.postgres(POSTGRES_URL),
+        dataset_name=postgres_dataset,
+    )
+
+    first = run_load(pipeline, sandbox_source(sandbox))
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    sandbox.store.add_new(4)
+    sandbox.store.bump(6)
+    sandbox.clear_requests()
+    second = run_load(pipeline, sandbox_source(sandbox))
+
+    assert first.new == 1500
+    assert (second.new, second.updated) == (4, 6)
+    assert len(sandbox.requests) == 1
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    with pipeline.sql_client() as client:
+        kinds = dict(
+            client.execute_sql(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = 'conversations'",
+                postgres_dataset,
+            )
+        )
+    assert kinds["last_message_at"] == "timestamp with time zone"
+    assert kinds["number_of_messages"] == "bigint"
+
+
+def test_bigquery_pipeline_normalises_and_creates_a_partitioned_clustered_table(
+    make_sandbox, make_pipeline, monkeypatch
+):
+    # Placeholder credentials: nothing here connects to Google, the load step is never run.
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS__PROJECT_ID", "octopush-test")
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS__CLIENT_EMAIL", "ci@octopush-test.iam")
+    monkeypatch.setenv("DESTINATION__BIGQUERY__CREDENTIALS__PRIVATE_KEY", "not-a-real-key")
+    sandbox = make_sandbox(conversations=300)
+    pipeline = make_pipeline("octopush_bq", destination="bigquery")
+
+    pipeline.extract(sandbox_source(sandbox), loader_file_format="parquet")
+    pipeline.normalize()
+
+    package = pipeline.get_load_package_info(pipeline.list_normalized_load_packages()[0])
+    files = [job.file_path for jobs in package.jobs.values() for job in jobs]
+    assert any("conversations" in path and path.endswith(".parquet") for path in files)
+    client = pipeline.destination_client()  # not opened: no connection is attempted
+    create = client._get_table_update_sql(
+        "conversations",
+        list(pipeline.default_schema.get_table_columns("conversations").values()),
+        generate_alter=False,
+    )[0]
+    assert "PARTITION BY DATE(`last_message_at`)" in create
+    assert "CLUSTER BY `conversation_id`" in create
+    assert re.search(r"`last_message_at` TIMESTAMP\s+NOT NULL", create)
