@@ -43,27 +43,6 @@ _KNOWN_RECIPIENT_PARTS = frozenset(
 )
 
 
-def _value(row: Conversation, key: str) -> Any:
-    """A top-level field, or a ``recipient_details__<part>`` field of the nested object."""
-    if key.startswith(RECIPIENT_PREFIX):
-        recipient = row.get(RECIPIENT_FIELD)
-        return recipient.get(key[len(RECIPIENT_PREFIX) :]) if isinstance(recipient, dict) else None
-    return row.get(key)
-
-
-def _extra_columns(rows: list[Conversation]) -> list[str]:
-    """Fields the API sent that the schema does not know yet, in a stable order."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        for key in row.keys() - _KNOWN_KEYS:
-            seen[key] = None
-        recipient = row.get(RECIPIENT_FIELD)
-        if isinstance(recipient, dict):
-            for part in recipient.keys() - _KNOWN_RECIPIENT_PARTS:
-                seen[RECIPIENT_PREFIX + part] = None
-    return sorted(seen)
-
-
 def _extra_array(values: list[Any]) -> pa.Array:
     """Let Arrow infer a new field's type; if its values disagree, keep them as JSON text."""
     try:
@@ -73,11 +52,29 @@ def _extra_array(values: list[Any]) -> pa.Array:
 
 
 def to_table(rows: list[Conversation]) -> pa.Table:
-    """Build one table from parsed conversations (timestamps already UTC datetimes)."""
-    arrays = [
-        pa.array([_value(row, field.name) for row in rows], type=field.type) for field in SCHEMA
+    """Build one table from parsed conversations (timestamps already UTC datetimes).
+
+    Columns are gathered with one comprehension each: this runs for every row of every load.
+    """
+    recipients = [
+        value if isinstance(value := row.get(RECIPIENT_FIELD), dict) else {} for row in rows
     ]
+    columns: dict[str, list[Any]] = {}
+    for name in SCHEMA.names:
+        if name.startswith(RECIPIENT_PREFIX):
+            part = name[len(RECIPIENT_PREFIX) :]
+            columns[name] = [recipient.get(part) for recipient in recipients]
+        else:
+            columns[name] = [row.get(name) for row in rows]
+    arrays = [pa.array(columns[field.name], type=field.type) for field in SCHEMA]
     table = pa.Table.from_arrays(arrays, schema=SCHEMA)
-    for name in _extra_columns(rows):
-        table = table.append_column(name, _extra_array([_value(row, name) for row in rows]))
+    extras = {
+        **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
+        **{
+            RECIPIENT_PREFIX + part: [recipient.get(part) for recipient in recipients]
+            for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
+        },
+    }
+    for name in sorted(extras):
+        table = table.append_column(name, _extra_array(extras[name]))
     return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from provider.auth import OctopushAuth
 from provider.conversations import Conversation, parse_page
@@ -141,6 +143,13 @@ class OctopushClient:
     def session(self) -> requests.Session:
         """The keep-alive session, built on first use with a pool for every concurrent read."""
         session = requests.Session()
+        # requests re-reads every environment variable on each request to find proxies, which
+        # costs about a millisecond a page on a busy host: resolve them once, here, instead.
+        session.proxies = get_environ_proxies(self.url)
+        session.verify = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
+        session.trust_env = False
         session.auth = self._auth
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
-from pendulum.parsing import ParserError, parse_iso8601
+from pendulum.parsing import ParserError
 
 from provider.exceptions import OctopushResponseError
 
@@ -26,12 +26,13 @@ Conversation = dict[str, Any]
 def to_utc(value: str) -> datetime:
     """Parse an ISO 8601 timestamp with any offset into an aware UTC datetime.
 
-    A timestamp without an offset is taken as UTC. Uses pendulum's compiled ISO 8601 parser first
-    (fast), then its lenient parser for the odd formats a lenient API may produce.
+    A timestamp without an offset is taken as UTC. The standard library's parser handles what
+    the API writes at a fraction of the cost (this runs twice per row); pendulum's lenient
+    parser takes the odd formats a lenient API may also produce.
     """
     try:
-        parsed: Any = parse_iso8601(value)
-    except (ParserError, ValueError):
+        parsed: Any = datetime.fromisoformat(value)
+    except ValueError:
         parsed = pendulum.parse(value, strict=False)
     if not isinstance(parsed, datetime):
         raise ValueError(f"{value!r} is not a date and time")
@@ -52,35 +53,41 @@ def _to_int(value: Any) -> int:
     raise ValueError(f"{value!r} is not an integer")
 
 
+def _invalid(page: int, index: int, problem: str) -> OctopushResponseError:
+    return OctopushResponseError(f"page {page}, item {index}: {problem}")
+
+
 def parse_conversation(raw: Any, *, page: int, index: int) -> Conversation:
-    """One API object to one record; raises :class:`OctopushResponseError` naming the field."""
-    where = f"page {page}, item {index}"
+    """One API object to one record; raises :class:`OctopushResponseError` naming the field.
+
+    Runs once per row of every load, so the common case (the API sent the right types) takes
+    the shortest path.
+    """
     if not isinstance(raw, dict):
-        raise OctopushResponseError(
-            f"{where}: expected a conversation object, got {type(raw).__name__}"
-        )
-    conversation_id = raw.get(ID_FIELD)
-    if conversation_id is None or conversation_id == "" or isinstance(conversation_id, bool):
-        raise OctopushResponseError(f"{where}: conversation has no '{ID_FIELD}'")
-    record = dict(raw)
-    record[ID_FIELD] = str(conversation_id)
+        raise _invalid(page, index, f"expected a conversation object, got {type(raw).__name__}")
+    record = raw.copy()
+    conversation_id = record.get(ID_FIELD)
+    if type(conversation_id) is not str:
+        if conversation_id is None or isinstance(conversation_id, bool):
+            raise _invalid(page, index, f"conversation has no '{ID_FIELD}'")
+        record[ID_FIELD] = conversation_id = str(conversation_id)
+    if not conversation_id:
+        raise _invalid(page, index, f"conversation has no '{ID_FIELD}'")
+    field = ""
     try:
         for field in TIMESTAMP_FIELDS:
-            if record.get(field) not in (None, ""):
-                record[field] = to_utc(str(record[field]))
-            else:
-                record[field] = None
+            value = record.get(field)
+            record[field] = to_utc(value if type(value) is str else str(value)) if value else None
         for field in INTEGER_FIELDS:
-            if record.get(field) is not None:
-                record[field] = _to_int(record[field])
+            value = record.get(field)
+            if value is not None and type(value) is not int:
+                record[field] = _to_int(value)
     except (ValueError, TypeError, ParserError) as error:
-        raise OctopushResponseError(
-            f"{where}: conversation {record[ID_FIELD]!r} has an invalid '{field}': {error}"
+        raise _invalid(
+            page, index, f"conversation {conversation_id!r} has an invalid '{field}': {error}"
         ) from None
     if record[CURSOR_FIELD] is None:
-        raise OctopushResponseError(
-            f"{where}: conversation {record[ID_FIELD]!r} has no '{CURSOR_FIELD}'"
-        )
+        raise _invalid(page, index, f"conversation {conversation_id!r} has no '{CURSOR_FIELD}'")
     return record
 
 

@@ -19,37 +19,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
 from provider.exceptions import OctopushResponseError
+from provider.page import Page, StopReason
+from provider.prefetch import Prefetcher
 from provider.settings import FIRST_PAGE
+
+__all__ = ["Page", "PageStream", "PagingReport", "StopCondition", "StopReason"]
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 10.0
-
-
-class StopReason(StrEnum):
-    """Why a read ended."""
-
-    NO_CONVERSATIONS = "no_conversations"  # page 1 was empty or 404: the account has none
-    EMPTY_PAGE = "empty_page"  # a page past the end answered []
-    NOT_FOUND = "not_found"  # a page past the end answered 404
-    CAUGHT_UP = "caught_up"  # the caller's stop condition held (e.g. past the cursor)
-    MAX_PAGES = "max_pages"  # the caller's page limit was reached
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    """One answered page: its conversations, or the proof that the list ended."""
-
-    number: int
-    conversations: list[Conversation]
-    attempts: int = 1
-    end: StopReason | None = None
+# Pages a worker may fetch beyond what the reader has taken: enough to ride out the reader's
+# pauses, few enough that memory does not depend on the size of the account.
+PAGES_AHEAD_PER_WORKER = 4
 
 
 @dataclass(kw_only=True)
@@ -162,32 +147,29 @@ class PageStream:
             number += 1
 
     def _read_ahead(self, start: int, *, page_size: int) -> Iterator[list[Conversation]]:
-        """Keep up to ``concurrency`` pages in flight, yielding them in page order."""
-        pending: dict[int, Future[Page]] = {}
-        next_number, last_useful = start, None
-        # Start with two pages in flight and double per page read, so that a short incremental
-        # read does not fire a full window of requests it will not use.
-        window = min(2, self._concurrency)
-        executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="octopush-page")
+        """Read on with up to ``concurrency`` requests in flight, yielding pages in order."""
+        prefetcher = Prefetcher(
+            self._fetch,
+            start=start,
+            workers=self._concurrency,
+            max_ahead=self._concurrency * PAGES_AHEAD_PER_WORKER,
+        )
+        number = start
         try:
             while True:
-                while len(pending) < window and (last_useful is None or next_number <= last_useful):
-                    pending[next_number] = executor.submit(self._fetch, next_number)
-                    next_number += 1
-                number = min(pending)
-                page = self._take(pending.pop(number).result())
+                page = self._take(prefetcher.take(number))
                 if page.end:
                     self.report.stop_reason = page.end
                     return
+                if len(page.conversations) < page_size:
+                    prefetcher.stop_after(number + 1)  # the next page can only prove the end
+                page_size = max(page_size, len(page.conversations))
                 yield page.conversations
                 if self._should_stop(page):
                     return
-                window = min(window * 2, self._concurrency)
-                if len(page.conversations) < page_size:
-                    last_useful = number + 1
-                page_size = max(page_size, len(page.conversations))
+                number += 1
         finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+            prefetcher.close()
 
     def _fetch(self, number: int) -> Page:
         """Fetch a page and count its requests, from whichever thread fetched it."""

@@ -1,0 +1,28 @@
+"""A page as the client hands it on, and the reasons a read can end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from provider.conversations import Conversation
+
+
+class StopReason(StrEnum):
+    """Why a read ended."""
+
+    NO_CONVERSATIONS = "no_conversations"  # page 1 was empty or 404: the account has none
+    EMPTY_PAGE = "empty_page"  # a page past the end answered []
+    NOT_FOUND = "not_found"  # a page past the end answered 404
+    CAUGHT_UP = "caught_up"  # the caller's stop condition held (e.g. past the cursor)
+    MAX_PAGES = "max_pages"  # the caller's page limit was reached
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """One answered page: its conversations, or the proof that the list ended."""
+
+    number: int
+    conversations: list[Conversation]
+    attempts: int = 1
+    end: StopReason | None = None
