@@ -16,6 +16,7 @@ from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationSto
 
 # Outside an Airflow task dlt need not probe Airflow for secrets; it is slow and writes files.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 _STORE_KWARGS = ("seed", "offsets", "shuffled")
 
