@@ -1,0 +1,97 @@
+"""Airflow finds the provider, and a fresh Airflow process parses the example DAGs cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.airflow.support import DAGS_FOLDER, start_cli
+
+# Parses dags/ in a fresh interpreter and reports every connection or name lookup made while
+# parsing. The audit hook is Python's own instrumentation: nothing of Airflow's or ours is
+# replaced. (Creating and binding sockets is left out: urllib3 probes IPv6 support that way.)
+PARSE_DAGS = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+NETWORK_EVENTS = {
+    "socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+    "socket.sendto", "http.client.connect", "urllib.Request",
+}
+network = []
+def audit(event, args):
+    if event in NETWORK_EVENTS:
+        network.append(f"{event} {args!r}"[:300])
+
+sys.addaudithook(audit)
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "dags": {dag_id: dag.fileloc for dag_id, dag in bag.dags.items()},
+    "errors": bag.import_errors,
+    "network": network,
+}))
+"""
+
+
+def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
+    commands = ("list", "hooks", "widgets", "behaviours")
+    started = {name: start_cli("providers", name, "--output", "json") for name in commands}
+    output = {}
+    for name, process in started.items():
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        output[name] = json.loads(stdout)
+
+    assert {
+        "package_name": "airflow-provider-octopush",
+        "description": "Load Octopush conversations into a warehouse with dlt",
+        "version": "0.1.0",
+    } in output["list"]
+    assert {
+        "connection_type": "octopush",
+        "class": "provider.hooks.octopush.OctopushHook",
+        "conn_id_attribute_name": "octopush_conn_id",
+        "package_name": "airflow-provider-octopush",
+        "hook_name": "Octopush",
+    } in output["hooks"]
+    widgets = {
+        widget["connection_parameter_name"]
+        for widget in output["widgets"]
+        if widget["class"] == "provider.hooks.octopush.OctopushHook"
+    }
+    assert widgets == {
+        f"extra__octopush__{name}"
+        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http")
+    }
+    assert {"field_behaviours": "octopush"} in output["behaviours"]
+
+
+def test_every_dag_file_parses_without_errors_or_network_io() -> None:
+    # No connections or destination settings: parsing must not depend on them.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AIRFLOW_CONN_", "DESTINATION__", "OCTOPUSH_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_DAGS, str(DAGS_FOLDER)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert parsed["errors"] == {}
+    assert parsed["network"] == []
+    assert {dag_id: os.path.basename(path) for dag_id, path in parsed["dags"].items()} == {
+        "octopush_conversations_to_duckdb": "octopush_conversations_to_duckdb.py",
+        "octopush_conversations_to_postgres": "octopush_conversations_to_postgres.py",
+        "octopush_conversations_to_bigquery": "octopush_conversations_to_bigquery.py",
+    }
+    assert sorted(path.name for path in DAGS_FOLDER.glob("*.py")) == sorted(
+        os.path.basename(path) for path in parsed["dags"].values()
+    )
