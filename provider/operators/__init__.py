@@ -1,0 +1,1 @@
+"""Airflow operators of the Octopush provider; the load operator is in :mod:`.octopush`."""

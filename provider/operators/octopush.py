@@ -1,0 +1,167 @@
+"""The load operator: Octopush conversations into any dlt destination, incrementally.
+
+The operator is glue: the hook builds the client, :func:`dlt_source.octopush_source` reads it,
+:func:`dlt_source.runner.run_load` loads and sums up. What makes it safe to run on any worker is
+that dlt keeps the cursor in the destination: every run starts from an empty, temporary
+pipelines folder, so dlt restores its state from the destination instead of trusting whatever an
+earlier run left on some worker's disk.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseHook, BaseOperator
+
+from provider.exceptions import OctopushConfigError
+from provider.hooks.octopush import OctopushHook, as_bool
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["OctopushToDestinationOperator", "conversations_asset"]
+
+TABLE_NAME = "conversations"
+
+
+def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
+    """The Asset a load updates: schedule downstream DAGs on it.
+
+    ``schedule=[conversations_asset(destination="duckdb", dataset_name="octopush")]`` runs a DAG
+    after every successful load into that dataset. The ``x-`` scheme keeps Airflow (and the
+    Postgres or Google providers, if installed) from validating it as a URI of theirs.
+    """
+    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+
+class OctopushToDestinationOperator(BaseOperator):
+    """Loads new and changed Octopush conversations into a dlt destination.
+
+    :param octopush_conn_id: the ``octopush`` connection holding the API login and key.
+    :param destination: a dlt destination name: ``duckdb``, ``postgres``, ``bigquery``, or any
+        other dlt destination configured the dlt way (environment variables, or the
+        ``dlt_secrets_toml`` Airflow variable).
+    :param dataset_name: the schema (Postgres, DuckDB) or dataset (BigQuery) to load into.
+    :param pipeline_name: the dlt pipeline; its state (the cursor) is kept in the destination
+        under this name, so two DAGs loading the same dataset must use different names.
+    :param destination_conn_id: an Airflow connection with the destination's credentials: a
+        Postgres connection, a Google Cloud connection (``keyfile_dict``, ``key_path``,
+        ``project``; Application Default Credentials when neither key is set), or a connection
+        whose host is a DuckDB file path.
+    :param duckdb_path: the DuckDB file to load into (an absolute path is best: relative paths
+        resolve against the worker's working directory).
+    :param destination_options: more arguments for dlt's destination factory, e.g.
+        ``{"location": "EU"}`` for BigQuery.
+    :param full_refresh: drop the table and the cursor, then load everything again. Templated:
+        ``"{{ params.full_refresh }}"`` lets a manual run with ``{"full_refresh": true}`` reset.
+    :param since: ISO 8601; the first load skips conversations whose last message is older
+        (it is the source's ``start_date``, renamed so as not to clash with the operator's).
+    :param lag_seconds: how far behind the cursor every run re-reads (the source's default when
+        ``None``).
+
+    Returns a summary (counts, pages, cursor, load id) to XCom: never rows, never secrets. Its
+    outlet is :func:`conversations_asset` unless ``outlets`` is given.
+    """
+
+    template_fields: Sequence[str] = (
+        "octopush_conn_id",
+        "dataset_name",
+        "pipeline_name",
+        "destination_conn_id",
+        "duckdb_path",
+        "full_refresh",
+        "since",
+    )
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        octopush_conn_id: str = OctopushHook.default_conn_name,
+        dataset_name: str = "octopush",
+        pipeline_name: str = "octopush_conversations",
+        destination_conn_id: str | None = None,
+        duckdb_path: str | None = None,
+        destination_options: Mapping[str, Any] | None = None,
+        full_refresh: bool | str = False,
+        since: str | None = None,
+        lag_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault(
+            "outlets", [conversations_asset(destination=destination, dataset_name=dataset_name)]
+        )
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.octopush_conn_id = octopush_conn_id
+        self.dataset_name = dataset_name
+        self.pipeline_name = pipeline_name
+        self.destination_conn_id = destination_conn_id
+        self.duckdb_path = duckdb_path
+        self.destination_options = dict(destination_options or {})
+        self.full_refresh = full_refresh
+        self.since = since
+        self.lag_seconds = lag_seconds
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run one incremental load and return its summary."""
+        # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
+        import dlt  # noqa: PLC0415
+
+        from dlt_source import octopush_source  # noqa: PLC0415
+        from dlt_source.runner import run_load  # noqa: PLC0415
+        from provider.operators.destinations import build_destination  # noqa: PLC0415
+
+        try:
+            full_refresh = as_bool(self.full_refresh)
+        except ValueError:
+            raise OctopushConfigError(
+                f"full_refresh must be true or false, got {self.full_refresh!r}"
+            ) from None
+        destination = build_destination(
+            self.destination,
+            dataset_name=self.dataset_name,
+            connection=(
+                BaseHook.get_connection(self.destination_conn_id)
+                if self.destination_conn_id
+                else None
+            ),
+            duckdb_path=self.duckdb_path,
+            options=self.destination_options,
+        )
+        source_options: dict[str, Any] = {"start_date": self.since}
+        if self.lag_seconds is not None:
+            source_options["lag_seconds"] = self.lag_seconds
+        self.log.info(
+            "Loading Octopush conversations from connection %r into %s dataset %r (pipeline %r%s)",
+            self.octopush_conn_id,
+            self.destination,
+            self.dataset_name,
+            self.pipeline_name,
+            ", full refresh" if full_refresh else "",
+        )
+        with (
+            OctopushHook(octopush_conn_id=self.octopush_conn_id).get_conn() as client,
+            tempfile.TemporaryDirectory(prefix="octopush-dlt-") as pipelines_dir,
+        ):
+            pipeline = dlt.pipeline(
+                pipeline_name=self.pipeline_name,
+                destination=destination,
+                dataset_name=self.dataset_name,
+                pipelines_dir=pipelines_dir,
+            )
+            source = octopush_source(client=client, **source_options)
+            summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
+        self.log.info(
+            "Loaded %d conversations from %d pages; cursor %s; load id %s",
+            summary["conversations_loaded"],
+            summary["pages"],
+            summary["cursor"],
+            summary["load_id"],
+        )
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = summary
+        return summary
