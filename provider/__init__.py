@@ -41,7 +41,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "password": "the API key from Octopush's API credentials page",
         "host": "https://api.octopush.com/v1/public (leave empty for the default)",
         "per_page": "100",
-        "concurrency": "1",
+        "concurrency": "8",
         "timeout": "60",
     },
 }
