@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -314,3 +315,16 @@ def test_the_key_never_shows_in_a_repr():
 
     assert "very-secret-key" not in repr(client)
     assert "very-secret-key" not in repr(client.session.auth)
+
+
+def test_a_retry_after_http_date_is_honoured(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=120)
+    moment = datetime.now(UTC) + timedelta(seconds=2)
+    sandbox.add_fault("429", page=2, retry_after=format_datetime(moment, usegmt=True))
+
+    stream = make_client(sandbox).iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert len(rows) == 120
+    assert stream.report.retries == 1
+    assert datetime.now(UTC) >= moment.replace(microsecond=0)
