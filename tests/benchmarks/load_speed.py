@@ -69,7 +69,7 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def download_only(base_url: str, pages: int, connections: int = 8) -> int:
+def download_only(base_url: str, pages: int, per_page: int, connections: int = 8) -> int:
     """Fetch pages 1..pages over ``connections`` keep-alive connections; return the bytes."""
     sessions = [requests.Session() for _ in range(connections)]
 
@@ -77,7 +77,7 @@ def download_only(base_url: str, pages: int, connections: int = 8) -> int:
         session = sessions[page % connections]
         response = session.get(
             f"{base_url}/conversations/list",
-            params={"page": page, "per_page": PER_PAGE},
+            params={"page": page, "per_page": per_page},
             headers=HEADERS,
             timeout=30,
         )
@@ -88,7 +88,7 @@ def download_only(base_url: str, pages: int, connections: int = 8) -> int:
         return sum(pool.map(fetch, range(1, pages + 1)))
 
 
-def rest_api_pipeline_run(base_url: str, workdir: Path) -> int:
+def rest_api_pipeline_run(base_url: str, workdir: Path, per_page: int) -> int:
     from dlt.sources.rest_api import rest_api_source
 
     source = rest_api_source(
@@ -110,7 +110,7 @@ def rest_api_pipeline_run(base_url: str, workdir: Path) -> int:
                     "name": "conversations",
                     "endpoint": {
                         "path": "conversations/list",
-                        "params": {"per_page": PER_PAGE},
+                        "params": {"per_page": per_page},
                         "data_selector": "$",
                         "incremental": {
                             "cursor_path": "last_message_at",
@@ -141,10 +141,10 @@ def ours_pipeline(workdir: Path) -> dlt.Pipeline:
     )
 
 
-def ours_run(base_url: str, workdir: Path) -> dict[str, Any]:
+def ours_run(base_url: str, workdir: Path, per_page: int = PER_PAGE) -> dict[str, Any]:
     pipeline = ours_pipeline(workdir)
     source = octopush_source(
-        api_login=DEFAULT_API_LOGIN, api_key=DEFAULT_API_KEY, base_url=base_url, per_page=PER_PAGE
+        api_login=DEFAULT_API_LOGIN, api_key=DEFAULT_API_KEY, base_url=base_url, per_page=per_page
     )
     summary = run_load(pipeline, source).as_dict()
     summary["rows_in_table"] = count_rows(pipeline)
@@ -184,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--per-page", type=int, default=PER_PAGE, help="for every load alike")
     parser.add_argument("--skip-rest-api", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child-ours", action="store_true", help=argparse.SUPPRESS)
@@ -192,27 +193,28 @@ def main() -> None:
         child_ours(args.conversations, args.latency_ms)
         return
 
-    pages = -(-args.conversations // PER_PAGE) + 1
+    per_page = args.per_page
+    pages = -(-args.conversations // per_page) + 1
     line(
         "machine",
         f"{os.cpu_count()} cores",
         f"Python {sys.version.split()[0]}, dlt {dlt.__version__}",
     )
     line("sandbox", f"{args.conversations}", f"conversations, {args.latency_ms:g} ms latency, "
-         f"{PER_PAGE} per page, {pages} requests")  # fmt: skip
+         f"{per_page} per page, {pages} requests")  # fmt: skip
     with sandbox_process(args.conversations, args.latency_ms) as base_url:
-        download, size = timed(lambda: download_only(base_url, pages))
+        download, size = timed(lambda: download_only(base_url, pages, per_page))
         line("download only, 8 connections", f"{download:.2f} s", f"{size / 1e6:.0f} MB")
         with tempfile.TemporaryDirectory() as directory:
             workdir = Path(directory)
             rest_api = None
             if not args.skip_rest_api:
-                rest_api, rows = timed(lambda: rest_api_pipeline_run(base_url, workdir))
+                rest_api, rows = timed(lambda: rest_api_pipeline_run(base_url, workdir, per_page))
                 line("rest_api source, parquet", f"{rest_api:.2f} s", f"{rows} rows")
-            ours, summary = timed(lambda: ours_run(base_url, workdir))
+            ours, summary = timed(lambda: ours_run(base_url, workdir, per_page))
             line("ours (octopush_source)", f"{ours:.2f} s",
                  f"{summary['rows_in_table']} rows, {summary['requests']} requests")  # fmt: skip
-            again, repeat = timed(lambda: ours_run(base_url, workdir))
+            again, repeat = timed(lambda: ours_run(base_url, workdir, per_page))
             line("ours, incremental, nothing new", f"{again:.2f} s",
                  f"{repeat['requests']} request(s), {repeat['conversations_loaded']} rows "
                  "re-read in the lag window")  # fmt: skip
