@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dlt_source.settings import (
@@ -105,6 +106,19 @@ def _octopush_error(error: BaseException) -> OctopushError | None:
     return None
 
 
+def _destination(name: str, pipeline_name: str) -> Any:
+    """The destination to load into; DuckDB in the working directory unless configured.
+
+    dlt remembers a DuckDB file's path in its local pipeline state, so without this a second
+    run from another directory would load into the first directory's file.
+    """
+    import dlt  # noqa: PLC0415
+
+    if name != "duckdb" or dlt.secrets.get("destination.duckdb.credentials"):
+        return name
+    return dlt.destinations.duckdb(str(Path.cwd() / f"{pipeline_name}.duckdb"))
+
+
 def _run(args: argparse.Namespace) -> int:
     import dlt  # noqa: PLC0415 - keeps --help instant
 
@@ -113,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
-        destination=args.destination,
+        destination=_destination(args.destination, args.pipeline_name),
         dataset_name=args.dataset_name,
     )
     options = _source_options(args)

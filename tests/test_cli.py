@@ -75,6 +75,17 @@ def test_demo_loads_the_sandbox_into_duckdb_and_dlt_can_inspect_it(tmp_path):
     assert "octopush" in info.stdout
 
 
+def test_the_demo_loads_into_the_directory_it_runs_in(tmp_path):
+    env = _environment(tmp_path)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+        result = _load(directory, env, "--demo", "--demo-conversations", "120")
+        assert result.returncode == 0, result.stderr
+
+    assert len(_table(first)) == len(_table(second)) == 120
+
+
 def test_credentials_come_from_dlt_environment_variables(tmp_path, make_sandbox):
     sandbox = make_sandbox(conversations=420)
 

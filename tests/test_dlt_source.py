@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -172,6 +173,23 @@ def test_a_run_that_fails_midway_loads_nothing_and_the_rerun_is_exact(
     summary = run_load(pipeline, octopush_source(client=client))
     assert summary.new == 1502
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
+def test_a_deleted_warehouse_is_loaded_in_full_not_from_a_stale_cursor(
+    make_sandbox, make_pipeline, tmp_path
+):
+    sandbox = make_sandbox(conversations=640)
+    warehouse = tmp_path / "warehouse.duckdb"
+    run_load(
+        make_pipeline(destination=dlt.destinations.duckdb(str(warehouse))), sandbox_source(sandbox)
+    )
+    warehouse.unlink()
+    again = make_pipeline(destination=dlt.destinations.duckdb(str(warehouse)))
+
+    summary = run_load(again, sandbox_source(sandbox))
+
+    assert summary.new == 640
+    assert loaded_table(again) == expected_table(sandbox.store)
 
 
 def test_full_refresh_starts_over(make_sandbox, make_pipeline):
