@@ -328,3 +328,14 @@ def test_a_retry_after_http_date_is_honoured(make_sandbox, make_client):
     assert len(rows) == 120
     assert stream.report.retries == 1
     assert datetime.now(UTC) >= moment.replace(microsecond=0)
+
+
+def test_a_server_that_ignores_the_page_parameter_is_refused_not_looped_on(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=300, page_param="p")
+
+    with pytest.raises(OctopushResponseError, match="ignore the 'page' parameter"):
+        list(make_client(sandbox).iter_conversations())
+
+    assert len(sandbox.requests) == 3

@@ -244,6 +244,7 @@ class SandboxServer:
         fault_seed: int = 7,
         churn_new: int = 0,
         churn_bump: int = 0,
+        page_param: str = "page",
     ) -> None:
         if max_per_page < 1:
             raise ValueError(f"max_per_page must be >= 1, got {max_per_page}")
@@ -260,6 +261,9 @@ class SandboxServer:
         self.api_key = api_key
         self.read_only_login = read_only_login
         self.max_per_page = max_per_page
+        # The query parameter read as the page number. Another name makes the server ignore the
+        # client's ``page``, as the real API ignores what it cannot interpret, and serve page 1.
+        self.page_param = page_param
         self.past_end = past_end
         self.latency = latency
         self.fault_rate = fault_rate
@@ -373,7 +377,7 @@ class SandboxServer:
             time.sleep(self.latency)
         target = urlsplit(handler.path)
         query = dict(parse_qsl(target.query, keep_blank_values=True))
-        page = interpret_int(query.get("page"), default=DEFAULT_PAGE)
+        page = interpret_int(query.get(self.page_param), default=DEFAULT_PAGE)
         per_page = interpret_int(query.get("per_page"), default=DEFAULT_PER_PAGE)
         per_page = min(per_page, self.max_per_page)
         login = handler.headers.get("api-login")
