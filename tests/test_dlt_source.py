@@ -11,6 +11,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt_source import octopush_source
 from dlt_source.runner import run_load
 from provider.exceptions import OctopushAuthError, OctopushServerError
+from provider.retry import RetryPolicy
 from tests.helpers import expected_table, loaded_table, read_report, sandbox_source
 
 
@@ -230,3 +231,26 @@ def test_a_start_date_limits_the_first_load(make_sandbox, make_pipeline):
     assert loaded_table(pipeline) == {k: v for k, v in expected.items() if v[0] >= cutoff}
     assert summary.pages == 3
     assert read_report(pipeline)["stop_reason"] == "caught_up"
+
+
+def test_random_faults_and_moving_data_across_runs_still_end_exact(
+    make_sandbox, make_client, make_pipeline
+):
+    sandbox = make_sandbox(
+        conversations=2500,
+        fault_rate=0.15,
+        fault_kinds=("500", "503", "html", "truncated", "reset"),
+        churn_new=1,
+        churn_bump=1,
+    )
+    retry = RetryPolicy(max_attempts=10, backoff_base=0.005, backoff_max=0.02, budget=10.0)
+    client = make_client(sandbox, concurrency=8, per_page=50, retry=retry)
+    pipeline = make_pipeline()
+
+    summaries = [run_load(pipeline, octopush_source(client=client, lag_seconds=0)) for _ in "abc"]
+    sandbox.fault_rate, sandbox.churn_new, sandbox.churn_bump = 0.0, 0, 0
+    last = run_load(pipeline, octopush_source(client=client, lag_seconds=0))
+
+    assert sum(summary.retries for summary in summaries) > 0
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert not last.ordering_unreliable
