@@ -8,7 +8,7 @@ and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +62,8 @@ COLUMN_HINTS: TTableSchemaColumns = {
 }
 
 
-def _batches(pages: Iterator[list[Conversation]]) -> Iterator[list[Conversation]]:
+def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]]:
+    """Pages joined into batches of about ``BATCH_ROWS`` rows."""
     batch: list[Conversation] = []
     for page in pages:
         batch.extend(page)
@@ -100,7 +101,7 @@ def _conversations(
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     stream = client.iter_pages(stop_when=guard.should_stop)
-    for batch in _batches(iter(stream)):
+    for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
             _classify(rows, previous, counts)
