@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dlt_source.destinations import duckdb_file
 from dlt_source.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DATASET_NAME,
@@ -106,7 +107,7 @@ def _octopush_error(error: BaseException) -> OctopushError | None:
     return None
 
 
-def _destination(name: str, pipeline_name: str) -> Any:
+def _destination(name: str, *, pipeline_name: str, dataset_name: str) -> Any:
     """The destination to load into; DuckDB in the working directory unless configured.
 
     dlt remembers a DuckDB file's path in its local pipeline state, so without this a second
@@ -116,7 +117,8 @@ def _destination(name: str, pipeline_name: str) -> Any:
 
     if name != "duckdb" or dlt.secrets.get("destination.duckdb.credentials"):
         return name
-    return dlt.destinations.duckdb(str(Path.cwd() / f"{pipeline_name}.duckdb"))
+    path = duckdb_file(str(Path.cwd() / f"{pipeline_name}.duckdb"), dataset_name=dataset_name)
+    return dlt.destinations.duckdb(path)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -127,7 +129,9 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
-        destination=_destination(args.destination, args.pipeline_name),
+        destination=_destination(
+            args.destination, pipeline_name=args.pipeline_name, dataset_name=args.dataset_name
+        ),
         dataset_name=args.dataset_name,
     )
     options = _source_options(args)

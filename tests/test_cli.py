@@ -110,6 +110,14 @@ def test_a_wrong_key_exits_with_one_clear_line_and_no_key(tmp_path, make_sandbox
     assert len(sandbox.requests) == 1
 
 
+def test_a_duckdb_file_named_like_the_dataset_is_refused_with_one_line(tmp_path):
+    result = _load(tmp_path, _environment(tmp_path), "--demo", "--pipeline-name", "octopush")
+
+    assert result.returncode == 1
+    assert "named like the dataset 'octopush'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_credentials_say_where_to_put_them(tmp_path):
     result = _load(tmp_path, _environment(tmp_path))
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlt.common.destination import Destination
 
+from dlt_source.destinations import duckdb_file
 from provider.exceptions import OctopushConfigError
 
 if TYPE_CHECKING:
@@ -107,22 +108,6 @@ def _duckdb(connection: Connection) -> dict[str, Any]:
     return {"credentials": connection.host}
 
 
-def _duckdb_file(path: str, *, dataset_name: str) -> str:
-    """The DuckDB database path, with its folder created: DuckDB won't create folders."""
-    if "://" in path or path.startswith(":"):
-        return path
-    file = Path(path).expanduser()
-    # DuckDB names the catalog after the file: a schema of the same name makes every
-    # schema-qualified name ambiguous, and the load fails with a binder error.
-    if file.stem == dataset_name:
-        raise OctopushConfigError(
-            f"the DuckDB file {str(file)!r} is named like the dataset {dataset_name!r}, which "
-            "DuckDB can't tell apart: rename the file or choose another dataset name"
-        )
-    file.parent.mkdir(parents=True, exist_ok=True)
-    return str(file)
-
-
 # Destinations whose credentials can come from an Airflow connection, and how.
 CONNECTION_DESTINATIONS: dict[str, Callable[[Connection], dict[str, Any]]] = {
     "duckdb": _duckdb,
@@ -166,7 +151,7 @@ def build_destination(
         settings.update(read(connection))
     settings.update(options or {})
     if destination == "duckdb" and isinstance(settings.get("credentials"), str):
-        settings["credentials"] = _duckdb_file(settings["credentials"], dataset_name=dataset_name)
+        settings["credentials"] = duckdb_file(settings["credentials"], dataset_name=dataset_name)
     factory = Destination.from_reference(destination, **settings)
     assert factory is not None, "only a None reference resolves to None"
     return factory
