@@ -18,12 +18,11 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from dlt_source.arrow import to_table
+from dlt_source.arrow import COLUMN_HINTS, to_table
 from dlt_source.reading import ReadGuard
 from dlt_source.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
-    DEFAULT_CONCURRENCY,
     DEFAULT_LAG_SECONDS,
     PRIMARY_KEY,
     RESOURCE_NAME,
@@ -33,32 +32,21 @@ from dlt_source.settings import (
 from provider.client import OctopushClient
 from provider.conversations import Conversation, to_utc
 from provider.exceptions import OctopushConfigError
-from provider.settings import CONVERSATIONS_PATH, DEFAULT_BASE_URL, DEFAULT_PER_PAGE
+from provider.settings import (
+    CONVERSATIONS_PATH,
+    DEFAULT_BASE_URL,
+    DEFAULT_PER_PAGE,
+    LOAD_CONCURRENCY,
+)
 
-__all__ = ["COLUMN_HINTS", "octopush_source"]
+__all__ = ["octopush_source"]
 
 logger = logging.getLogger(__name__)
 
-# Types do not depend on the first page seen; ``dedup_sort`` keeps the newest version when moving
-# data puts a conversation twice in one load.
-COLUMN_HINTS: TTableSchemaColumns = {
-    "conversation_id": {"data_type": "text", "nullable": False},
-    "last_user_channel": {"data_type": "text"},
-    "recipient_details__phone_number": {"data_type": "text"},
-    "recipient_details__name": {"data_type": "text"},
-    "agent_assigned_to": {"data_type": "text", "nullable": True},
-    "from": {"data_type": "text"},
-    "first_message_at": {"data_type": "timestamp", "timezone": True},
-    "last_message_at": {
-        "data_type": "timestamp",
-        "timezone": True,
-        "nullable": False,
-        "dedup_sort": "desc",
-    },
-    "last_message": {"data_type": "text"},
-    "purpose": {"data_type": "text"},
-    "color": {"data_type": "bigint"},
-    "number_of_messages": {"data_type": "bigint"},
+# The newest version wins when moving data puts a conversation twice in one load.
+_HINTS: TTableSchemaColumns = {
+    **COLUMN_HINTS,
+    CURSOR_COLUMN: {**COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
 }
 
 
@@ -121,7 +109,7 @@ def conversations_resource(
         table_name=TABLE_NAME,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=COLUMN_HINTS,
+        columns=_HINTS,
     )(client)
     resource.apply_hints(
         incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
@@ -139,7 +127,7 @@ def octopush_source(
     base_url: str = DEFAULT_BASE_URL,
     conversations_path: str = CONVERSATIONS_PATH,
     per_page: int = DEFAULT_PER_PAGE,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     allow_insecure_http: bool = False,

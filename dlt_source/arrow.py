@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from dlt.common.data_types import TDataType
+from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from provider.conversations import Conversation
 
@@ -36,6 +38,24 @@ SCHEMA = pa.schema(
         pa.field("number_of_messages", pa.int64()),
     ]
 )
+
+_DLT_TYPES: dict[pa.DataType, TDataType] = {
+    pa.string(): "text",
+    pa.int64(): "bigint",
+    TIMESTAMP: "timestamp",
+}
+
+
+def _hint(field: pa.Field) -> TColumnSchema:
+    hint: TColumnSchema = {"data_type": _DLT_TYPES[field.type], "nullable": field.nullable}
+    if field.type == TIMESTAMP:
+        hint["timezone"] = True
+    return hint
+
+
+# dlt's column hints, read off the schema so that the two never disagree: the types do not
+# depend on the first page seen, even where dlt creates the table before any Arrow arrives.
+COLUMN_HINTS: TTableSchemaColumns = {field.name: _hint(field) for field in SCHEMA}
 
 _KNOWN_KEYS = frozenset(SCHEMA.names) | {RECIPIENT_FIELD}
 _KNOWN_RECIPIENT_PARTS = frozenset(

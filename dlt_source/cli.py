@@ -17,13 +17,13 @@ from typing import Any
 
 from dlt_source.destinations import duckdb_file
 from dlt_source.settings import (
-    DEFAULT_CONCURRENCY,
     DEFAULT_DATASET_NAME,
     DEFAULT_DESTINATION,
     DEFAULT_LAG_SECONDS,
     DEFAULT_PIPELINE_NAME,
 )
 from provider.exceptions import OctopushError
+from provider.settings import LOAD_CONCURRENCY
 
 DEMO_CONVERSATIONS = 5_000
 
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--per-page", type=int, help="page size to ask for (default: 100)")
     parser.add_argument(
-        "--concurrency", type=int, help=f"pages fetched at once (default: {DEFAULT_CONCURRENCY})"
+        "--concurrency", type=int, help=f"pages fetched at once (default: {LOAD_CONCURRENCY})"
     )
     parser.add_argument("--start-date", help="first load only: skip older conversations")
     parser.add_argument(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from provider.settings import LOAD_CONCURRENCY
-
 SOURCE_NAME = "octopush"
 RESOURCE_NAME = "conversations"
 TABLE_NAME = "conversations"
@@ -17,8 +15,6 @@ DEFAULT_DESTINATION = "duckdb"
 # Re-read conversations whose last message is up to this many seconds older than the cursor:
 # a message stamped a little before it became visible in the API is still picked up.
 DEFAULT_LAG_SECONDS = 300.0
-# Pages fetched at once after the first one; the client backs off on 429 across all of them.
-DEFAULT_CONCURRENCY = LOAD_CONCURRENCY
 # Pages are merged into one Arrow table of about this many rows before dlt sees them, so that
 # dlt's per-item work is paid once per batch rather than once per page.
 BATCH_ROWS = 5_000
