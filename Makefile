@@ -22,6 +22,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
+	mkdir -p build/typecheck
+	ln -sfn ../../provider build/typecheck/octopush_provider
+	ln -sfn ../../dlt_source build/typecheck/octopush_dlt
 	$(BIN)/mypy
 
 unit: $(STAMP)

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import OctopushToDestinationOperator
 
 with DAG(
     dag_id="octopush_conversations_to_bigquery",

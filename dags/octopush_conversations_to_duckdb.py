@@ -16,7 +16,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param
 
-from provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import OctopushToDestinationOperator
 
 DUCKDB_PATH = os.environ.get(
     "DESTINATION__DUCKDB__CREDENTIALS",

@@ -2,7 +2,8 @@
 
 ``octopush_source()`` reads its settings from the ``[sources.octopush]`` section of dlt's config
 and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or takes a ready
-:class:`~provider.client.OctopushClient`, which is how the Airflow operator hands over its hook's.
+:class:`~octopush_provider.client.OctopushClient`, which is how the Airflow operator hands over
+its hook's.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from dlt_source.arrow import COLUMN_HINTS, to_table
-from dlt_source.reading import ReadGuard
-from dlt_source.settings import (
+from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.reading import ReadGuard
+from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
     DEFAULT_LAG_SECONDS,
@@ -29,10 +30,10 @@ from dlt_source.settings import (
     SOURCE_NAME,
     TABLE_NAME,
 )
-from provider.client import OctopushClient
-from provider.conversations import Conversation, to_utc
-from provider.exceptions import OctopushConfigError
-from provider.settings import (
+from octopush_provider.client import OctopushClient
+from octopush_provider.conversations import Conversation, to_utc
+from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
     DEFAULT_PER_PAGE,

@@ -1,5 +1,5 @@
-"""``python -m dlt_source`` is ``octopush-load``."""
+"""``python -m octopush_dlt`` is ``octopush-load``."""
 
-from dlt_source.cli import main
+from octopush_dlt.cli import main
 
 raise SystemExit(main())

@@ -15,7 +15,7 @@ import pyarrow as pa
 from dlt.common.data_types import TDataType
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from provider.conversations import Conversation
+from octopush_provider.conversations import Conversation
 
 RECIPIENT_FIELD = "recipient_details"
 RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"

@@ -15,15 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dlt_source.destinations import duckdb_file
-from dlt_source.settings import (
+from octopush_dlt.destinations import duckdb_file
+from octopush_dlt.settings import (
     DEFAULT_DATASET_NAME,
     DEFAULT_DESTINATION,
     DEFAULT_LAG_SECONDS,
     DEFAULT_PIPELINE_NAME,
 )
-from provider.exceptions import OctopushError
-from provider.settings import LOAD_CONCURRENCY
+from octopush_provider.exceptions import OctopushError
+from octopush_provider.settings import LOAD_CONCURRENCY
 
 DEMO_CONVERSATIONS = 5_000
 
@@ -81,7 +81,7 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
 @contextmanager
 def _demo_sandbox(conversations: int) -> Iterator[dict[str, Any]]:
     """Serve a seeded sandbox for the length of the run; yields the source's credentials."""
-    from provider.sandbox import (  # noqa: PLC0415 - only the demo needs the sandbox
+    from octopush_provider.sandbox import (  # noqa: PLC0415 - only the demo needs the sandbox
         DEFAULT_API_KEY,
         DEFAULT_API_LOGIN,
         ConversationStore,
@@ -124,8 +124,8 @@ def _destination(name: str, *, pipeline_name: str, dataset_name: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import dlt  # noqa: PLC0415 - keeps --help instant
 
-    from dlt_source import octopush_source  # noqa: PLC0415
-    from dlt_source.runner import run_load  # noqa: PLC0415
+    from octopush_dlt import octopush_source  # noqa: PLC0415
+    from octopush_dlt.runner import run_load  # noqa: PLC0415
 
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provider.exceptions import OctopushConfigError
+from octopush_provider.exceptions import OctopushConfigError
 
 
 def duckdb_file(path: str, *, dataset_name: str) -> str:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-from provider.conversations import CURSOR_FIELD, Conversation
-from provider.paging import Page
+from octopush_provider.conversations import CURSOR_FIELD, Conversation
+from octopush_provider.paging import Page
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
-from dlt_source.settings import CURSOR_COLUMN, RESOURCE_NAME, SOURCE_NAME, TABLE_NAME
+from octopush_dlt.settings import CURSOR_COLUMN, RESOURCE_NAME, SOURCE_NAME, TABLE_NAME
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,19 +64,19 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["provider.hooks.octopush"],
+                "python-modules": ["octopush_provider.hooks.octopush"],
             }
         ],
         "operators": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["provider.operators.octopush"],
+                "python-modules": ["octopush_provider.operators.octopush"],
             }
         ],
         "connection-types": [
             {
                 "connection-type": "octopush",
-                "hook-class-name": "provider.hooks.octopush.OctopushHook",
+                "hook-class-name": "octopush_provider.hooks.octopush.OctopushHook",
                 "hook-name": "Octopush",
                 "conn-fields": CONNECTION_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,

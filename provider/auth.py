@@ -5,8 +5,8 @@ from __future__ import annotations
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
-from provider.redaction import mask
-from provider.settings import API_KEY_HEADER, API_LOGIN_HEADER
+from octopush_provider.redaction import mask
+from octopush_provider.settings import API_KEY_HEADER, API_LOGIN_HEADER
 
 
 class OctopushAuth(AuthBase):

@@ -20,9 +20,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
-from provider.auth import OctopushAuth
-from provider.conversations import Conversation, parse_page
-from provider.exceptions import (
+from octopush_provider.auth import OctopushAuth
+from octopush_provider.conversations import Conversation, parse_page
+from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushConfigError,
     OctopushConnectionError,
@@ -31,10 +31,10 @@ from provider.exceptions import (
     OctopushResponseError,
     OctopushServerError,
 )
-from provider.paging import Page, PageStream, StopCondition, StopReason
-from provider.redaction import excerpt, mask
-from provider.retry import RetryPolicy, Throttle, parse_retry_after
-from provider.settings import (
+from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
+from octopush_provider.redaction import excerpt, mask
+from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
+from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,

@@ -13,7 +13,7 @@ from typing import Any
 import pendulum
 from pendulum.parsing import ParserError
 
-from provider.exceptions import OctopushResponseError
+from octopush_provider.exceptions import OctopushResponseError
 
 ID_FIELD = "conversation_id"
 CURSOR_FIELD = "last_message_at"

@@ -12,7 +12,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
         └── OctopushServerError   429 or 5xx, after the retries ran out
 
 Messages say what to do next. They never contain the API key: bodies are masked and truncated
-by :func:`provider.redaction.excerpt` before they reach an error.
+by :func:`octopush_provider.redaction.excerpt` before they reach an error.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from provider.conversations import Conversation
+from octopush_provider.conversations import Conversation
 
 
 class StopReason(StrEnum):

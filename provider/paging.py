@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
-from provider.exceptions import OctopushResponseError
-from provider.page import Page, StopReason
-from provider.prefetch import Prefetcher
-from provider.settings import FIRST_PAGE
+from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
+from octopush_provider.exceptions import OctopushResponseError
+from octopush_provider.page import Page, StopReason
+from octopush_provider.prefetch import Prefetcher
+from octopush_provider.settings import FIRST_PAGE
 
 __all__ = ["Page", "PageStream", "PagingReport", "StopCondition", "StopReason"]
 

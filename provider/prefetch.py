@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from provider.page import Page
+from octopush_provider.page import Page
 
 FIRST_AHEAD = 2
 

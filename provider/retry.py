@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from provider.exceptions import OctopushConfigError
+from octopush_provider.exceptions import OctopushConfigError
 
 
 @dataclass(frozen=True, kw_only=True)

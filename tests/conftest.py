@@ -10,9 +10,14 @@ from typing import Any
 import dlt
 import pytest
 
-from provider.client import OctopushClient
-from provider.retry import RetryPolicy
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationStore, SandboxServer
+from octopush_provider.client import OctopushClient
+from octopush_provider.retry import RetryPolicy
+from octopush_provider.sandbox import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_LOGIN,
+    ConversationStore,
+    SandboxServer,
+)
 
 # Outside an Airflow task dlt need not probe Airflow for secrets; it is slow and writes files.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")

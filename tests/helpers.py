@@ -8,9 +8,14 @@ from typing import Any
 import dlt
 from dlt.extract.source import DltSource
 
-from dlt_source import octopush_source
-from provider.conversations import to_utc
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationStore, SandboxServer
+from octopush_dlt import octopush_source
+from octopush_provider.conversations import to_utc
+from octopush_provider.sandbox import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_LOGIN,
+    ConversationStore,
+    SandboxServer,
+)
 
 
 def ids(rows: list[dict[str, Any]]) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
+from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from tests.helpers import expected_table
 
 PIPELINE = "octopush_conversations"
@@ -35,7 +35,7 @@ def _sandbox_environment(tmp_path: Path, sandbox, api_key: str = DEFAULT_API_KEY
 
 
 def _load(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return _command(tmp_path, env, sys.executable, "-m", "dlt_source", *args)
+    return _command(tmp_path, env, sys.executable, "-m", "octopush_dlt", *args)
 
 
 def _command(tmp_path: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -129,7 +129,7 @@ def test_a_killed_run_advances_nothing_and_the_rerun_is_exact(tmp_path, make_san
     sandbox = make_sandbox(conversations=3000, latency=0.03)
     env = _sandbox_environment(tmp_path, sandbox)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dlt_source", "--concurrency", "1"],
+        [sys.executable, "-m", "octopush_dlt", "--concurrency", "1"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -10,8 +10,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from provider.client import OctopushClient
-from provider.exceptions import (
+from octopush_provider.client import OctopushClient
+from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushConfigError,
     OctopushConnectionError,
@@ -19,9 +19,9 @@ from provider.exceptions import (
     OctopushResponseError,
     OctopushServerError,
 )
-from provider.paging import StopReason
-from provider.retry import RetryPolicy
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, READ_ONLY_LOGIN
+from octopush_provider.paging import StopReason
+from octopush_provider.retry import RetryPolicy
+from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, READ_ONLY_LOGIN
 from tests.helpers import ids
 
 FAULTS = [

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dlt_source.arrow import SCHEMA, to_table
-from provider.conversations import parse_conversation, to_utc
-from provider.exceptions import OctopushResponseError
+from octopush_dlt.arrow import SCHEMA, to_table
+from octopush_provider.conversations import parse_conversation, to_utc
+from octopush_provider.exceptions import OctopushResponseError
 
 
 @pytest.mark.parametrize(

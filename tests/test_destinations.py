@@ -13,7 +13,7 @@ import dlt
 import psycopg2
 import pytest
 
-from dlt_source.runner import run_load
+from octopush_dlt.runner import run_load
 from tests.helpers import expected_table, loaded_table, sandbox_source
 
 POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password

@@ -8,10 +8,10 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dlt_source import octopush_source
-from dlt_source.runner import run_load
-from provider.exceptions import OctopushAuthError, OctopushServerError
-from provider.retry import RetryPolicy
+from octopush_dlt import octopush_source
+from octopush_dlt.runner import run_load
+from octopush_provider.exceptions import OctopushAuthError, OctopushServerError
+from octopush_provider.retry import RetryPolicy
 from tests.helpers import expected_table, loaded_table, read_report, sandbox_source
 
 

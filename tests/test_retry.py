@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from provider.exceptions import OctopushConfigError
-from provider.retry import RetryPolicy, parse_retry_after
+from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.retry import RetryPolicy, parse_retry_after
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

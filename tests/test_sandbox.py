@@ -17,7 +17,7 @@ import pendulum
 import pytest
 import requests
 
-from provider.sandbox import (
+from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
     READ_ONLY_LOGIN,
@@ -25,7 +25,7 @@ from provider.sandbox import (
     Fault,
     SandboxServer,
 )
-from provider.sandbox.server import interpret_int
+from octopush_provider.sandbox.server import interpret_int
 
 AUTH = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 MakeSandbox = Callable[..., SandboxServer]
@@ -461,7 +461,15 @@ def test_stop_drops_keep_alive_connections(http: requests.Session, sandbox: Sand
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled(signum: signal.Signals) -> None:
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "provider.sandbox", "--port", "0", "--conversations", "30"]
+    command = [
+        sys.executable,
+        "-m",
+        "octopush_provider.sandbox",
+        "--port",
+        "0",
+        "--conversations",
+        "30",
+    ]
     with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -1,1 +1,1 @@
-"""Airflow hooks of the Octopush provider; the hook lives in :mod:`provider.hooks.octopush`."""
+"""Airflow hooks of the Octopush provider: :mod:`octopush_provider.hooks.octopush`."""

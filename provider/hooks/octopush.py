@@ -14,15 +14,15 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from provider import UI_FIELD_BEHAVIOUR
-from provider.client import OctopushClient, Timeout
-from provider.exceptions import (
+from octopush_provider import UI_FIELD_BEHAVIOUR
+from octopush_provider.client import OctopushClient, Timeout
+from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushConfigError,
     OctopushConnectionError,
     OctopushError,
 )
-from provider.settings import DEFAULT_BASE_URL, LOAD_CONCURRENCY
+from octopush_provider.settings import DEFAULT_BASE_URL, LOAD_CONCURRENCY
 
 __all__ = ["OctopushHook", "as_bool", "client_options"]
 

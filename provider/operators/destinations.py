@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from dlt.common.destination import Destination
 
-from dlt_source.destinations import duckdb_file
-from provider.exceptions import OctopushConfigError
+from octopush_dlt.destinations import duckdb_file
+from octopush_provider.exceptions import OctopushConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

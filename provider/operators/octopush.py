@@ -1,7 +1,7 @@
 """The load operator: Octopush conversations into any dlt destination, incrementally.
 
-The operator is glue: the hook builds the client, :func:`dlt_source.octopush_source` reads it,
-:func:`dlt_source.runner.run_load` loads and sums up. What makes it safe to run on any worker is
+The operator is glue: the hook builds the client, :func:`octopush_dlt.octopush_source` reads it,
+:func:`octopush_dlt.runner.run_load` loads and sums up. What makes it safe to run on any worker is
 that dlt keeps the cursor in the destination: every run starts from an empty, temporary
 pipelines folder, so dlt restores its state from the destination instead of trusting whatever an
 earlier run left on some worker's disk.
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator
 
-from provider.exceptions import OctopushConfigError
-from provider.hooks.octopush import OctopushHook, as_bool
+from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.hooks.octopush import OctopushHook, as_bool
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -110,9 +110,9 @@ class OctopushToDestinationOperator(BaseOperator):
         # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
         import dlt  # noqa: PLC0415
 
-        from dlt_source import octopush_source  # noqa: PLC0415
-        from dlt_source.runner import run_load  # noqa: PLC0415
-        from provider.operators.destinations import build_destination  # noqa: PLC0415
+        from octopush_dlt import octopush_source  # noqa: PLC0415
+        from octopush_dlt.runner import run_load  # noqa: PLC0415
+        from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
 
         try:
             full_refresh = as_bool(self.full_refresh)

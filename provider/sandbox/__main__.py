@@ -1,7 +1,7 @@
 """Serve the sandbox from a shell, so the demo and manual runs need no Octopush account.
 
-``python -m provider.sandbox --conversations 5000 --fault-rate 0.05`` prints the base URL and the
-sandbox credentials, then serves until Ctrl+C or SIGTERM.
+``python -m octopush_provider.sandbox --conversations 5000 --fault-rate 0.05`` prints the base
+URL and the sandbox credentials, then serves until Ctrl+C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import signal
 import threading
 from types import FrameType
 
-from provider.sandbox.data import OFFSET_MODES, ConversationStore
-from provider.sandbox.server import (
+from octopush_provider.sandbox.data import OFFSET_MODES, ConversationStore
+from octopush_provider.sandbox.server import (
     DEFAULT_RANDOM_FAULTS,
     FAULT_KINDS,
     PAST_END_MODES,
@@ -30,7 +30,7 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m provider.sandbox",
+        prog="python -m octopush_provider.sandbox",
         description="Serve a local sandbox of Octopush's conversations-list endpoint.",
     )
     add = parser.add_argument

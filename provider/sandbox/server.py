@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from provider.sandbox.data import ConversationStore
+from octopush_provider.sandbox.data import ConversationStore
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -16,8 +16,8 @@ from typing import Any
 import dlt
 import pytest
 
-from provider.conversations import to_utc
-from provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
+from octopush_provider.conversations import to_utc
+from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import POSTGRES, asset_events, restored_pipeline, return_value, run_dag
 from tests.helpers import expected_table, loaded_table
 

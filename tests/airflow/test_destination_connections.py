@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
-from provider.exceptions import OctopushConfigError
-from provider.operators.destinations import build_destination
+from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.operators.destinations import build_destination
 
 SERVICE_ACCOUNT = {
     "type": "service_account",

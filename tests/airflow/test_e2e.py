@@ -27,7 +27,12 @@ import psycopg2
 import pytest
 import requests
 
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, ConversationStore, SandboxServer
+from octopush_provider.sandbox import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_LOGIN,
+    ConversationStore,
+    SandboxServer,
+)
 from tests.airflow.support import AIRFLOW_BIN, DAGS_FOLDER, POSTGRES, TASK_ID
 from tests.helpers import expected_table
 

@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
-from provider.exceptions import OctopushConfigError
-from provider.hooks.octopush import OctopushHook
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, READ_ONLY_LOGIN, SandboxServer
+from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.hooks.octopush import OctopushHook
+from octopush_provider.sandbox import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_LOGIN,
+    READ_ONLY_LOGIN,
+    SandboxServer,
+)
 from tests.helpers import ids
 
 WRONG_KEY = "not-the-key-0123456789"

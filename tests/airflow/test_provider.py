@@ -51,7 +51,7 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
     } in output["list"]
     assert {
         "connection_type": "octopush",
-        "class": "provider.hooks.octopush.OctopushHook",
+        "class": "octopush_provider.hooks.octopush.OctopushHook",
         "conn_id_attribute_name": "octopush_conn_id",
         "package_name": "airflow-provider-octopush",
         "hook_name": "Octopush",
@@ -59,7 +59,7 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
     widgets = {
         widget["connection_parameter_name"]
         for widget in output["widgets"]
-        if widget["class"] == "provider.hooks.octopush.OctopushHook"
+        if widget["class"] == "octopush_provider.hooks.octopush.OctopushHook"
     }
     assert widgets == {
         f"extra__octopush__{name}"

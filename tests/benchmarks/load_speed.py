@@ -34,9 +34,9 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import dlt
 import requests
 
-from dlt_source import octopush_source
-from dlt_source.runner import run_load
-from provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
+from octopush_dlt import octopush_source
+from octopush_dlt.runner import run_load
+from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 
 HEADERS = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 PER_PAGE = 100
@@ -44,10 +44,10 @@ PER_PAGE = 100
 
 @contextmanager
 def sandbox_process(conversations: int, latency_ms: float) -> Iterator[str]:
-    """Run ``python -m provider.sandbox`` and yield its base URL."""
+    """Run ``python -m octopush_provider.sandbox`` and yield its base URL."""
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "provider.sandbox", "--port", "0",
+            sys.executable, "-m", "octopush_provider.sandbox", "--port", "0",
             "--conversations", str(conversations), "--latency-ms", str(latency_ms),
         ],
         stdout=subprocess.PIPE,
