@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,9 +102,8 @@ class ConversationStore:
         self._zone_rng = random.Random(f"zones-{seed}")
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
-        # Oldest-first, so that a mutation (which only ever creates a new newest row) appends in
-        # O(1) instead of shifting every entry; readers index it from the end.
-        self._by_age: list[_Entry] = []
+        # Newest-first. Mutations only ever create a new newest row, so they prepend; no re-sort.
+        self._recency: list[_Entry] = []
         self._shuffled_order: list[_Entry] | None = None
         self._newest = _ANCHOR_TS - _WINDOW_SECONDS
 
@@ -118,8 +117,9 @@ class ConversationStore:
         store = cls(seed=seed, offsets=offsets, shuffled=shuffled)
         # Sampling distinct seconds makes every last_message_at unique, so order is unambiguous.
         for offset in store._rng.sample(range(_WINDOW_SECONDS), count):
-            store._insert(_ANCHOR_TS - 1 - offset)
-        store._by_age.sort(key=lambda e: e.last)  # one O(n log n) sort, not n inserts
+            store._recency.append(store._insert(_ANCHOR_TS - 1 - offset))
+        # One sort, not an insert at the front for every row (that was O(n^2): minutes at 1M).
+        store._recency.sort(key=lambda e: (-e.last, e.row["conversation_id"]))
         return store
 
     @property
@@ -141,31 +141,28 @@ class ConversationStore:
             raise ValueError(f"page and per_page must be >= 1, got {page} and {per_page}")
         start = (page - 1) * per_page
         with self._lock:
-            if self._shuffled:
-                entries = self._shuffled_entries()[start : start + per_page]
-            else:
-                end = len(self._by_age) - start
-                entries = self._by_age[max(end - per_page, 0) : max(end, 0)][::-1]
-            return [_copy(entry.row) for entry in entries]
+            served = self._shuffled_entries() if self._shuffled else self._recency
+            return [_copy(entry.row) for entry in served[start : start + per_page]]
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Return copies of all rows, newest-first whatever the served order."""
         with self._lock:
-            return [_copy(entry.row) for entry in reversed(self._by_age)]
+            return [_copy(entry.row) for entry in self._recency]
 
     def add_new(self, n: int) -> list[str]:
         """Start ``n`` conversations newer than all others, one second apart; return their ids."""
         with self._lock:
-            return [self._insert(self._next_instant(), fresh=True) for _ in range(_check_count(n))]
+            return [
+                self._place(self._insert(self._next_instant(), fresh=True))
+                for _ in range(_check_count(n))
+            ]
 
     def bump(self, n: int) -> list[str]:
         """Give ``n`` conversations, preferably older ones, a new message; return their ids."""
         with self._lock:
-            total = len(self._by_age)
-            n = min(_check_count(n), total)
-            # Newest-first halves as views: sampling a few ids must not copy a million.
-            newer = _NewestIds(self._by_age, 0, total // 2)
-            older = _NewestIds(self._by_age, total // 2, total)
+            ids = [entry.row["conversation_id"] for entry in self._recency]
+            n = min(_check_count(n), len(ids))
+            newer, older = ids[: len(ids) // 2], ids[len(ids) // 2 :]
             picked = self._rng.sample(older, min(n, len(older)))
             picked += self._rng.sample(newer, n - len(picked))
             return self.bump_ids(picked)
@@ -183,13 +180,18 @@ class ConversationStore:
                 entry.row["last_message_at"] = render_instant(entry.last, entry.zone)
                 entry.row["number_of_messages"] += 1
                 entry.row["last_message"] = self._message(entry.row["purpose"])
-                self._by_age.remove(entry)
-                self._by_age.append(entry)
+                self._recency.remove(entry)
+                self._recency.insert(0, entry)
             self._shuffled_order = None
         return bumped
 
-    def _insert(self, last: int, *, fresh: bool = False) -> str:
-        """Add one conversation; a ``fresh`` one has just started (a single message)."""
+    def _place(self, entry: _Entry) -> str:
+        """Put a new entry at the top (it is the newest); return its id."""
+        self._recency.insert(0, entry)
+        return str(entry.row["conversation_id"])
+
+    def _insert(self, last: int, *, fresh: bool = False) -> _Entry:
+        """Make one conversation; a ``fresh`` one has just started (a single message)."""
         rng = self._rng
         cid = f"{rng.getrandbits(96):024x}"
         while cid in self._entries:
@@ -221,10 +223,9 @@ class ConversationStore:
         }
         entry = _Entry(row, last, zone, rng.random())
         self._entries[cid] = entry
-        self._by_age.append(entry)
         self._newest = max(self._newest, last)
         self._shuffled_order = None
-        return cid
+        return entry
 
     def _message(self, purpose: str) -> str:
         template = self._rng.choice(_MESSAGES[purpose])
@@ -236,30 +237,11 @@ class ConversationStore:
 
     def _shuffled_entries(self) -> list[_Entry]:
         if self._shuffled_order is None:
-            newest_first = self._by_age[::-1]
-            order = sorted(newest_first, key=lambda e: e.shuffle_key)
-            if len(order) > 1 and order == newest_first:  # a shuffle must not be newest-first
+            order = sorted(self._recency, key=lambda e: e.shuffle_key)
+            if len(order) > 1 and order == self._recency:  # a shuffle must not be newest-first
                 order[0], order[1] = order[1], order[0]
             self._shuffled_order = order
         return self._shuffled_order
-
-
-class _NewestIds(Sequence[str]):
-    """Ids of positions ``start`` to ``stop`` (newest-first) of an oldest-first list, not copied."""
-
-    def __init__(self, by_age: list[_Entry], start: int, stop: int) -> None:
-        self._by_age, self._start, self._len = by_age, start, stop - start
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]
-        if not -self._len <= index < self._len:
-            raise IndexError(index)
-        position = self._start + index % self._len
-        return self._by_age[-1 - position].row["conversation_id"]
 
 
 def _check_count(n: int) -> int:
