@@ -43,6 +43,7 @@ import dlt
 import requests
 
 from octopush_dlt import octopush_source
+from octopush_dlt.destinations import duckdb_credentials
 from octopush_dlt.runner import run_load
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from octopush_provider.settings import LOAD_CONCURRENCY
@@ -98,7 +99,9 @@ def ours_run(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]:
     """One load into ``workdir``'s DuckDB file: its seconds, requests and rows in the table."""
     pipeline = dlt.pipeline(
         "bench_ours",
-        destination=dlt.destinations.duckdb(str(workdir / "ours.duckdb")),
+        destination=dlt.destinations.duckdb(
+            duckdb_credentials(str(workdir / "ours.duckdb"), dataset_name="octopush")
+        ),
         dataset_name="octopush",
         pipelines_dir=str(workdir / "pipelines"),
     )
