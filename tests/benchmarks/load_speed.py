@@ -95,7 +95,7 @@ def download_only(base_url: str, pages: int, per_page: int) -> float:
     return time.perf_counter() - started
 
 
-def ours_run(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]:
+def ours_run(base_url: str, workdir: Path, per_page: int, concurrency: int) -> dict[str, Any]:
     """One load into ``workdir``'s DuckDB file: its seconds, requests and rows in the table."""
     pipeline = dlt.pipeline(
         "bench_ours",
@@ -106,7 +106,11 @@ def ours_run(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]:
         pipelines_dir=str(workdir / "pipelines"),
     )
     source = octopush_source(
-        api_login=DEFAULT_API_LOGIN, api_key=DEFAULT_API_KEY, base_url=base_url, per_page=per_page
+        api_login=DEFAULT_API_LOGIN,
+        api_key=DEFAULT_API_KEY,
+        base_url=base_url,
+        per_page=per_page,
+        concurrency=concurrency,
     )
     started = time.perf_counter()
     summary = run_load(pipeline, source)
@@ -116,12 +120,13 @@ def ours_run(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]:
     return {"seconds": seconds, "requests": summary.requests, "rows": rows}
 
 
-def load_in_child(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]:
+def load_in_child(base_url: str, workdir: Path, per_page: int, concurrency: int) -> dict[str, Any]:
     """:func:`ours_run` in a new process; adds that process's peak RSS in MiB."""
     child = subprocess.run(
         [
             sys.executable, __file__, "--child-load", base_url,
             "--workdir", str(workdir), "--per-page", str(per_page),
+            "--concurrency", str(concurrency),
         ],
         check=True,
         capture_output=True,
@@ -131,8 +136,8 @@ def load_in_child(base_url: str, workdir: Path, per_page: int) -> dict[str, Any]
     return result
 
 
-def child_load(base_url: str, workdir: Path, per_page: int) -> None:
-    result = ours_run(base_url, workdir, per_page)
+def child_load(base_url: str, workdir: Path, per_page: int, concurrency: int) -> None:
+    result = ours_run(base_url, workdir, per_page, concurrency)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -175,7 +180,14 @@ def line(label: str, text: str) -> None:
 
 
 def compare(
-    base_url: str, *, conversations: int, per_page: int, runs: int, limit: float, label: str
+    base_url: str,
+    *,
+    conversations: int,
+    per_page: int,
+    concurrency: int,
+    runs: int,
+    limit: float,
+    label: str,
 ) -> Goal:
     """Alternate floor and load ``runs`` times, so that both see the same machine."""
     pages = -(-conversations // per_page) + 1  # the last page proves the end
@@ -183,16 +195,17 @@ def compare(
     for _ in range(runs):
         goal.floors.append(download_only(base_url, pages, per_page))
         with tempfile.TemporaryDirectory() as directory:
-            goal.loads.append(load_in_child(base_url, Path(directory), per_page))
+            goal.loads.append(load_in_child(base_url, Path(directory), per_page, concurrency))
     goal.report()
     return goal
 
 
-def incremental(base_url: str, per_page: int) -> None:
+def incremental(base_url: str, per_page: int, concurrency: int) -> None:
     """A second run with nothing new: how many requests, how long."""
     with tempfile.TemporaryDirectory() as directory:
-        load_in_child(base_url, Path(directory), per_page)
-        again = [load_in_child(base_url, Path(directory), per_page) for _ in range(3)]
+        workdir = Path(directory)
+        load_in_child(base_url, workdir, per_page, concurrency)
+        again = [load_in_child(base_url, workdir, per_page, concurrency) for _ in range(3)]
     seconds = [load["seconds"] for load in again]
     met = all(load["requests"] == 1 for load in again) and median(seconds) < 1.0
     line("incremental, nothing new", f"{pair(seconds)} s, {requests_of(again)} requests "
@@ -218,31 +231,34 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3, help="floors and loads of each goal")
     parser.add_argument("--big", action="store_true", help="add the 1,000,000 case (slow)")
+    parser.add_argument(
+        "--concurrency", type=int, default=LOAD_CONCURRENCY, help="pages in flight of our loads"
+    )
     parser.add_argument("--child-load", metavar="BASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--per-page", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_load:
-        child_load(args.child_load, args.workdir, args.per_page)
+        child_load(args.child_load, args.workdir, args.per_page, args.concurrency)
         return
 
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, dlt {dlt.__version__}"
-    line("machine", f"{machine}, load concurrency {LOAD_CONCURRENCY}")
+    line("machine", f"{machine}, load concurrency {args.concurrency}")
     floor = f"download only over {FLOOR_CONNECTIONS} connections"
     sandbox = f"{args.conversations} conversations, {args.latency_ms:g} ms latency"
     line("sandbox", f"{sandbox}; floor: {floor}; min/median of {args.runs}")
     with sandbox_process(args.conversations, args.latency_ms) as base_url:
         for per_page, limit in ((100, 1.25), (1000, 2.5)):
             label = f"{args.conversations}, per_page {per_page}"
-            compare(base_url, conversations=args.conversations, per_page=per_page,
-                    runs=args.runs, limit=limit, label=label)  # fmt: skip
-        incremental(base_url, 100)
+            compare(base_url, conversations=args.conversations, per_page=per_page, runs=args.runs,
+                    concurrency=args.concurrency, limit=limit, label=label)  # fmt: skip
+        incremental(base_url, 100, args.concurrency)
     messages()
     if args.big:
         big = 1_000_000
         with sandbox_process(big, args.latency_ms) as base_url:
             goal = compare(base_url, conversations=big, per_page=100, runs=1, limit=1.15,
-                           label=f"{big}, per_page 100")  # fmt: skip
+                           concurrency=args.concurrency, label=f"{big}, per_page 100")  # fmt: skip
         rss = max(load["peak_rss_mib"] for load in goal.loads)
         line("", f"peak RSS {rss:.0f} MiB (goal <= 400 MiB): {verdict(rss <= 400)}")
 
