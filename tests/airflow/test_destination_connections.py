@@ -134,4 +134,4 @@ def test_duckdb_loads_run_with_bounded_memory(tmp_path: Path, monkeypatch, make)
         limit, threads = client.execute_sql(
             "SELECT current_setting('memory_limit'), current_setting('threads')"
         )[0]
-    assert (limit, threads) == ("122.0 MiB", 1)
+    assert (limit, threads) == ("61.0 MiB", 1)
