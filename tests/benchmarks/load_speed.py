@@ -218,10 +218,12 @@ def messages() -> None:
         line("messages", "no messages_speed.py yet: skipped")
         return
     child = subprocess.run(
-        [sys.executable, str(MESSAGES_BENCH)], check=True, capture_output=True, text=True
+        [sys.executable, str(MESSAGES_BENCH)], check=False, capture_output=True, text=True
     )
-    line("messages (messages_speed.py)", "")
-    for text in child.stdout.strip().splitlines():
+    failed = child.returncode != 0
+    line("messages (messages_speed.py)", f"FAILED, exit {child.returncode}:" if failed else "")
+    output = child.stdout + (child.stderr[-2000:] if failed else "")
+    for text in output.splitlines():
         print("  " + text, flush=True)
 
 
