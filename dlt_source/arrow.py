@@ -4,10 +4,15 @@ Handing dlt Arrow tables skips its per-row normalisation, and a fixed schema kee
 types the same whatever the first page happens to contain (an all-null ``agent_assigned_to``, a
 ``color`` sent as a string). ``recipient_details`` is flattened the way dlt would name it; fields
 the API adds later are kept as extra columns.
+
+A value of the wrong type never reaches Arrow's converters, whose errors name neither the row nor
+the field: the parser has refused bad timestamps and integers already, and a text field holding a
+number or an object keeps its JSON text, counted so that the run can say so once per field.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -63,22 +68,39 @@ _KNOWN_RECIPIENT_PARTS = frozenset(
 )
 
 
+def _json_texts(values: list[Any]) -> list[str | None]:
+    return [v if v is None or type(v) is str else orjson.dumps(v).decode() for v in values]
+
+
 def _extra_array(values: list[Any]) -> pa.Array:
     """Let Arrow infer a new field's type; if its values disagree, keep them as JSON text."""
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, beyond 64 bits
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
 
 
-def to_table(rows: list[Conversation]) -> pa.Table:
+def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Array:
+    """A known column; a text field's non-text values become their JSON text, counted."""
+    try:
+        return pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if field.type != pa.string():
+            raise  # the parser guarantees the other types
+    coerced[field.name] += sum(v is not None and type(v) is not str for v in values)
+    return pa.array(_json_texts(values), type=field.type)
+
+
+def to_table(rows: list[Conversation], *, coerced: Counter[str] | None = None) -> pa.Table:
     """Build one table from parsed conversations (timestamps already UTC datetimes).
 
-    Columns are gathered with one comprehension each: this runs for every row of every load.
+    ``coerced`` counts, per field, the non-text values kept as JSON text. Columns are gathered
+    with one comprehension each: this runs for every row of every load.
     """
-    recipients = [
-        value if isinstance(value := row.get(RECIPIENT_FIELD), dict) else {} for row in rows
-    ]
+    if coerced is None:
+        coerced = Counter()
+    raw_recipients = [row.get(RECIPIENT_FIELD) for row in rows]
+    recipients = [value if isinstance(value, dict) else {} for value in raw_recipients]
     columns: dict[str, list[Any]] = {}
     for name in SCHEMA.names:
         if name.startswith(RECIPIENT_PREFIX):
@@ -86,7 +108,7 @@ def to_table(rows: list[Conversation]) -> pa.Table:
             columns[name] = [recipient.get(part) for recipient in recipients]
         else:
             columns[name] = [row.get(name) for row in rows]
-    arrays = [pa.array(columns[field.name], type=field.type) for field in SCHEMA]
+    arrays = [_column(field, columns[field.name], coerced) for field in SCHEMA]
     table = pa.Table.from_arrays(arrays, schema=SCHEMA)
     extras = {
         **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
@@ -95,6 +117,11 @@ def to_table(rows: list[Conversation]) -> pa.Table:
             for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
         },
     }
+    # A recipient that is not an object is kept whole, as JSON text, in a column of its own.
+    odd = [None if isinstance(value, dict) else value for value in raw_recipients]
+    if any(value is not None for value in odd):
+        coerced[RECIPIENT_FIELD] += sum(value is not None for value in odd)
+        extras[RECIPIENT_FIELD] = _json_texts(odd)
     for name in sorted(extras):
         table = table.append_column(name, _extra_array(extras[name]))
     return table
