@@ -28,9 +28,6 @@ INTEGER_FIELDS = ("color", "number_of_messages")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EXACT_FLOAT_MAX = 2**53
 
-# ``YYYY-MM-DDTHH:MM``: datetime.fromisoformat alone also takes "2026", "20261101" or a bare
-# date, which are not instants.
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 Conversation = dict[str, Any]
@@ -43,7 +40,16 @@ def to_utc(value: str) -> datetime:
     offset it is taken as UTC, with a warning. Anything else raises ``ValueError``. The standard
     library's parser after a cheap shape check: this runs twice per row.
     """
-    if not _DATE_TIME.match(value):
+    # The separators of YYYY-MM-DDTHH:MM, checked by position (a regex costs as much as the
+    # parse): fromisoformat alone also takes "2026", "20261101", a bare date or any character
+    # in place of the "T".
+    if (
+        len(value) < 16
+        or value[4] != "-"
+        or value[7] != "-"
+        or value[10] != "T"
+        or value[13] != ":"
+    ):
         raise ValueError(f"{value!r} is not an ISO 8601 date and time (YYYY-MM-DDTHH:MM:SS+HH:MM)")
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
@@ -106,10 +112,10 @@ def parse_conversation(raw: Any, *, page: int, index: int) -> Conversation:
     try:
         for field in TIMESTAMP_FIELDS:
             value = record.get(field)
-            if value is None or value == "":
-                record[field] = None
-            elif type(value) is str:
+            if type(value) is str and value:
                 record[field] = to_utc(value)
+            elif value is None or value == "":
+                record[field] = None
             else:
                 raise ValueError(f"{value!r} is not an ISO 8601 date and time")
         for field in INTEGER_FIELDS:

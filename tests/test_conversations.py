@@ -51,7 +51,17 @@ def test_a_timestamp_without_offset_is_taken_as_utc_with_a_warning(caplog):
 
 
 @pytest.mark.parametrize(
-    "text", ["1", "12", "2026", "20261101", "2026-11-01", "2026-11-01T12", "20261101T120000Z"]
+    "text",
+    [
+        "1",
+        "12",
+        "2026",
+        "20261101",
+        "2026-11-01",
+        "2026-11-01T12",
+        "20261101T120000Z",
+        "2026-11-01x12:00Z",
+    ],
 )
 def test_only_iso_date_times_are_instants(text):
     with pytest.raises(OctopushResponseError) as raised:
