@@ -20,7 +20,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, to_table
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
@@ -88,12 +88,14 @@ def _conversations(
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     tally = ReadTally(previous=previous, horizon=horizon)
     coerced: Counter[str] = Counter()
+    table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
+    extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop)
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
             tally.add(rows)
-            yield to_table(rows, coerced=coerced)
+            yield to_table(rows, coerced=coerced, extra_types=extra_types)
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",

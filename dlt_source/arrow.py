@@ -12,15 +12,20 @@ number or an object keeps its JSON text, counted so that the run can say so once
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pyarrow as pa
 from dlt.common.data_types import TDataType
+from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import Conversation
+from octopush_provider.conversations import INT64_MAX, INT64_MIN, Conversation
+
+logger = logging.getLogger(__name__)
 
 RECIPIENT_FIELD = "recipient_details"
 RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"
@@ -80,6 +85,72 @@ def _extra_array(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
 
 
+# What a value must be to stay in an extra column of these dlt types when another batch or run
+# sends other types; values of other types (and columns of other types) go beside, as text.
+_SCALARS: dict[str, tuple[pa.DataType, Callable[[Any], bool]]] = {
+    "bigint": (pa.int64(), lambda v: type(v) is int and INT64_MIN <= v <= INT64_MAX),
+    "double": (pa.float64(), lambda v: type(v) is float or type(v) is int),
+    "bool": (pa.bool_(), lambda v: type(v) is bool),
+}
+
+
+class ExtraTypes:
+    """The type each extra column took first: in the destination, or earlier in this run.
+
+    A later batch with values of another type would fail inside dlt's writer or the warehouse.
+    Its values are cast to the first type when that is exact; otherwise those that fit stay,
+    and the others are kept as JSON text: in the column itself when it holds text, else beside
+    it in ``<name>__v_text`` (dlt's name for a variant column), with one warning per run.
+    """
+
+    def __init__(self, columns: TTableSchemaColumns | None = None) -> None:
+        self._kinds: dict[str, str] = {
+            n: str(c["data_type"]) for n, c in (columns or {}).items() if c.get("data_type")
+        }
+        self._arrow: dict[str, pa.DataType] = {}
+        self._variants: set[str] = set()
+
+    def fit(self, name: str, values: list[Any]) -> list[tuple[str, pa.Array]]:
+        """The columns (name and array) that hold an extra field's values of one batch."""
+        array = _extra_array(values)
+        kind = get_column_type_from_py_arrow(array.type).get("data_type")
+        if kind is None:  # only nulls: no type to keep
+            return [(name, array)]
+        known = self._kinds.setdefault(name, kind)
+        if known == "text":
+            return [(name, array if kind == "text" else pa.array(_json_texts(values), pa.string()))]
+        if kind == known:
+            first = self._arrow.setdefault(name, array.type)
+            if array.type == first:
+                return [(name, array)]
+            try:
+                return [(name, array.cast(first))]  # a safe cast: refuses to truncate
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        if known not in _SCALARS:
+            return [(self._variant(name), pa.array(_json_texts(values), pa.string()))]
+        arrow_type, fits = _SCALARS[known]
+        kept = [v if fits(v) else None for v in values]
+        others = [None if fits(v) else v for v in values]
+        return [
+            (name, pa.array(kept, arrow_type)),
+            (self._variant(name), pa.array(_json_texts(others), pa.string())),
+        ]
+
+    def _variant(self, name: str) -> str:
+        variant = f"{name}__v_text"
+        if variant not in self._variants:
+            self._variants.add(variant)
+            logger.warning(
+                "Octopush sent values of field %r that do not fit its type %s: kept as JSON text "
+                "in %r",
+                name,
+                self._kinds[name],
+                variant,
+            )
+        return variant
+
+
 def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Array:
     """A known column; a text field's non-text values become their JSON text, counted."""
     try:
@@ -91,14 +162,22 @@ def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Arr
     return pa.array(_json_texts(values), type=field.type)
 
 
-def to_table(rows: list[Conversation], *, coerced: Counter[str] | None = None) -> pa.Table:
+def to_table(
+    rows: list[Conversation],
+    *,
+    coerced: Counter[str] | None = None,
+    extra_types: ExtraTypes | None = None,
+) -> pa.Table:
     """Build one table from parsed conversations (timestamps already UTC datetimes).
 
-    ``coerced`` counts, per field, the non-text values kept as JSON text. Columns are gathered
-    with one comprehension each: this runs for every row of every load.
+    ``coerced`` counts, per field, the non-text values kept as JSON text; ``extra_types`` keeps
+    the types of extra columns across the batches of a run. Columns are gathered with one
+    comprehension each: this runs for every row of every load.
     """
     if coerced is None:
         coerced = Counter()
+    if extra_types is None:
+        extra_types = ExtraTypes()
     raw_recipients = [row.get(RECIPIENT_FIELD) for row in rows]
     recipients = [value if isinstance(value, dict) else {} for value in raw_recipients]
     columns: dict[str, list[Any]] = {}
@@ -123,5 +202,6 @@ def to_table(rows: list[Conversation], *, coerced: Counter[str] | None = None) -
         coerced[RECIPIENT_FIELD] += sum(value is not None for value in odd)
         extras[RECIPIENT_FIELD] = _json_texts(odd)
     for name in sorted(extras):
-        table = table.append_column(name, _extra_array(extras[name]))
+        for column, array in extra_types.fit(name, extras[name]):
+            table = table.append_column(column, array)
     return table

@@ -224,3 +224,34 @@ def test_text_fields_holding_other_values_keep_their_json_text(make_sandbox, mak
         "Octopush sent 2 non-text values in the text field 'agent_assigned_to': kept as their "
         "JSON text",
     ]
+
+
+def test_an_extra_field_that_changes_type_never_fails_the_load(
+    make_sandbox, make_pipeline, monkeypatch, caplog
+):
+    # Across batches of one run (dlt's writer wants one type per file) and across runs (the
+    # warehouse column is typed by the first): values that do not fit land beside it, as text.
+    monkeypatch.setattr("octopush_dlt.BATCH_ROWS", 10)
+    sandbox = make_sandbox(conversations=30)
+    first, _, later = [row["conversation_id"] for row in sandbox.store.snapshot()[:25:12]]
+    sandbox.store.rewrite(first, {"score": 5})
+    sandbox.store.rewrite(later, {"score": "high"})
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox, per_page=10))
+    [added] = sandbox.store.add_new(1)
+    sandbox.store.rewrite(added, {"score": 2.5})
+
+    with caplog.at_level(logging.WARNING):
+        summary = run_load(pipeline, sandbox_source(sandbox, per_page=10))
+
+    with pipeline.sql_client() as client:
+        scores = dict(
+            (cid, (score, text))
+            for cid, score, text in client.execute_sql(
+                "SELECT conversation_id, score, score__v_text FROM conversations "
+                "WHERE score IS NOT NULL OR score__v_text IS NOT NULL"
+            )
+        )
+    assert summary.new == 1
+    assert scores == {first: (5, None), later: (None, "high"), added: (None, "2.5")}
+    assert "values of field 'score' that do not fit its type bigint" in caplog.text
