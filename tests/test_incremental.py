@@ -76,22 +76,25 @@ def test_a_future_timestamp_is_loaded_but_never_becomes_the_cursor(
     make_sandbox, make_pipeline, caplog
 ):
     sandbox = make_sandbox(conversations=500)
-    [future_id] = sandbox.store.add_at([FUTURE])
+    future_id, *_ = sandbox.store.add_at(FUTURE - timedelta(hours=h) for h in range(12))
     pipeline = make_pipeline()
 
     with caplog.at_level(logging.WARNING):
         first = run_load(pipeline, sandbox_source(sandbox))
+    log = caplog.text
     added = sandbox.store.add_new(150)
     second = run_load(pipeline, sandbox_source(sandbox))
     third = run_load(pipeline, sandbox_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert loaded_table(pipeline)[future_id][0] == FUTURE
-    assert (first.future, first.new, first.conversations_loaded) == (1, 500, 501)
+    assert (first.future, first.new, first.conversations_loaded) == (12, 500, 512)
     assert first.cursor < FUTURE.isoformat()
-    assert f"{future_id} has last_message_at 2099-01-01T00:00:00+00:00" in caplog.text
-    assert "1 with a last_message_at in the future" in "\n".join(first.lines())
-    assert (second.new, second.future, second.stop_reason) == (150, 1, "caught_up")
+    assert f"{future_id} has last_message_at 2099-01-01T00:00:00+00:00" in log
+    assert "12 conversations had a last_message_at in the future" in log
+    assert log.count("has last_message_at 209") == 10
+    assert "12 with a last_message_at in the future" in "\n".join(first.lines())
+    assert (second.new, second.future, second.stop_reason) == (150, 12, "caught_up")
     assert set(added) <= set(loaded_table(pipeline))
     assert (third.new, third.updated, third.stop_reason) == (0, 0, "caught_up")
 
