@@ -1,9 +1,19 @@
-"""Keeps secrets and oversized bodies out of log lines and error messages."""
+"""Keeps secrets and oversized bodies out of log lines and error messages.
+
+A key can come back written differently from how it was sent: percent-encoded in a URL (a
+redirect's ``Location``, a proxy's error page), with ``+`` for spaces, or with lower-case hex.
+Every such spelling is masked, not only the key as it is.
+"""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote, quote_plus
+
 MASK = "***"
 EXCERPT_LENGTH = 300
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 
 def mask(secret: str) -> str:
@@ -11,15 +21,28 @@ def mask(secret: str) -> str:
     return MASK if secret else "<empty>"
 
 
+def spellings(secret: str) -> list[str]:
+    """The secret as it is and in the forms URL encoding gives it, longest first."""
+    encoded = {quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, "/")}
+    lowered = {_PERCENT_ESCAPE.sub(lambda escape: escape[0].lower(), form) for form in encoded}
+    return sorted({secret} | encoded | lowered, key=len, reverse=True)
+
+
+def redact(text: str, *, secrets: tuple[str, ...]) -> str:
+    """``text`` with every spelling of every secret masked."""
+    for secret in secrets:
+        if secret:
+            for spelling in spellings(secret):
+                text = text.replace(spelling, MASK)
+    return text
+
+
 def excerpt(
     body: str | bytes, *, secrets: tuple[str, ...] = (), limit: int = EXCERPT_LENGTH
 ) -> str:
     """A one-line, truncated view of a response body with every secret masked."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    text = " ".join(text.split())
+    text = " ".join(redact(text, secrets=secrets).split())
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text) - limit} more characters)"
     return text or "<empty body>"

@@ -30,7 +30,6 @@ FAULTS = [
     ("500", None),
     ("502", None),
     ("503", None),
-    ("html", None),
     ("html-502", None),
     ("truncated", None),
     ("reset", None),
@@ -227,15 +226,30 @@ def test_bad_request_is_not_retried(make_sandbox, make_client):
     assert len(sandbox.requests) == 1
 
 
-def test_an_html_page_with_status_200_is_a_response_error(make_sandbox, make_client):
+def test_a_body_that_is_not_json_once_is_retried(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=230)
+    sandbox.add_fault("html", page=2)
+
+    stream = make_client(sandbox).iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    assert stream.report.retries == 1
+
+
+def test_the_same_body_that_is_not_json_twice_fails_saying_what_came_back(
+    make_sandbox, make_client
+):
     sandbox = make_sandbox()
     sandbox.add_fault("html", page=1, times=10)
 
     with pytest.raises(OctopushResponseError, match=r"not JSON.*maintenance") as raised:
         list(make_client(sandbox).iter_conversations())
 
+    assert "text/html; charset=utf-8, 144 bytes" in str(raised.value)
     assert "<!DOCTYPE" in str(raised.value)
-    assert len(sandbox.requests) == 4
+    assert "after 2 attempt(s)" in str(raised.value)
+    assert len(sandbox.requests) == 2
 
 
 def test_an_error_object_with_status_200_is_a_response_error(make_sandbox, make_client):
