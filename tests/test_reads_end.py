@@ -81,10 +81,10 @@ def test_waiting_for_a_page_no_worker_can_deliver_raises_saying_which_and_why(
     prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=30)
 
     assert [len(prefetcher.take(n).conversations) for n in (1, 2, 3, 4)] == [10, 10, 5, 0]
-    with pytest.raises(OctopushStalledReadError, match="page 5.*page 4 ended the read"):
+    with pytest.raises(OctopushStalledReadError, match=r"page 5.*page 4 ended the read"):
         prefetcher.take(5)
     prefetcher.close()
-    with pytest.raises(OctopushStalledReadError, match="page 5.*closed"):
+    with pytest.raises(OctopushStalledReadError, match=r"page 5.*closed"):
         prefetcher.take(5)
 
 
