@@ -116,9 +116,7 @@ def test_a_wait_for_a_page_has_a_deadline(make_sandbox, make_client):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 @pytest.mark.parametrize("cycle", [1, 2, 3])
-def test_a_server_serving_pages_in_a_loop_is_refused(
-    make_sandbox, make_client, concurrency, cycle
-):
+def test_a_server_serving_pages_in_a_loop_is_refused(make_sandbox, make_client, concurrency, cycle):
     sandbox = make_sandbox(conversations=500, page_cycle=cycle)
 
     with pytest.raises(OctopushResponseError, match="ignore the 'page' parameter"):
