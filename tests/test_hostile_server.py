@@ -170,9 +170,10 @@ def test_a_huge_body_of_unknown_length_is_cut_at_the_cap(hostile):
 def _drip(handler: _Handler, byte: bytes) -> None:
     sent = 0
     try:
-        for sent in range(1, DRIP_BYTES + 1):
+        while sent < DRIP_BYTES:
             handler.wfile.write(byte)
             handler.wfile.flush()
+            sent += 1
             time.sleep(DRIP_INTERVAL)
     finally:
         handler.server.dripped.append(sent)
