@@ -277,6 +277,9 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
         "per_page",
         "concurrency",
         "timeout",
+        "request_deadline",
+        "max_response_bytes",
+        "max_pages",
         "allow_insecure_http",
     }
 

@@ -63,7 +63,15 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
     }
     assert widgets == {
         f"extra__octopush__{name}"
-        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http")
+        for name in (
+            "per_page",
+            "concurrency",
+            "timeout",
+            "request_deadline",
+            "max_response_bytes",
+            "max_pages",
+            "allow_insecure_http",
+        )
     }
     assert {"field_behaviours": "octopush"} in output["behaviours"]
 
