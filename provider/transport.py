@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import socket
 import threading
 import time
@@ -56,6 +57,7 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -70,7 +72,8 @@ class _Watchdog:
                     target=self._run, name="octopush-deadline", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify()
+            if watch.at < self._wake_at:  # wake the watchdog only when it would sleep past it
+                self._condition.notify()
         self._local.watch = watch
         try:
             yield watch
@@ -96,9 +99,11 @@ class _Watchdog:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._wake_at = math.inf
                     self._condition.wait()  # idle until the next request starts
                     continue
-                remaining = self._heap[0][0] - time.monotonic()
+                self._wake_at = self._heap[0][0]
+                remaining = self._wake_at - time.monotonic()
                 if remaining > 0:
                     self._condition.wait(remaining)
                     continue
