@@ -73,7 +73,7 @@ class Prefetcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise OctopushStalledReadError(
-                        f"waited {self._wait_limit:.0f}s for page {number}, longer than "
+                        f"waited {self._wait_limit:g}s for page {number}, longer than "
                         "fetching a page can take, and no worker delivered it"
                     )
                 self._condition.wait(remaining)

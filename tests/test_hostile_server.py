@@ -226,3 +226,22 @@ def test_a_deadline_long_enough_lets_a_slow_answer_through(hostile):
 
     assert list(stream) == []
     assert server.requests == 1
+
+
+def test_a_body_that_is_not_utf_8_is_retried_once_and_named(hostile):
+    body = b'[{"conversation_id": "caf\xe9"}]'
+    server = hostile(
+        lambda h: (
+            _headers(h, Content_Length=str(len(body))),
+            h.wfile.write(body),
+        )
+    )
+
+    with pytest.raises(OctopushResponseError) as raised:
+        _client(server).check_access()
+
+    message = str(raised.value)
+    assert "not JSON" in message and "UTF-8" in message
+    assert f"application/json, {len(body)} bytes" in message
+    assert "after 2 attempt(s)" in message
+    assert server.requests == 2
