@@ -108,7 +108,7 @@ def test_a_wait_for_a_page_has_a_deadline(make_sandbox, make_client):
     client = make_client(sandbox, per_page=10)
     prefetcher = Prefetcher(client.fetch_page, start=1, workers=1, max_ahead=2, wait_limit=0.2)
 
-    with pytest.raises(OctopushStalledReadError, match="waited 0.2s for page 1"):
+    with pytest.raises(OctopushStalledReadError, match=r"waited 0\.2s for page 1"):
         prefetcher.take(1)
     prefetcher.close()
 
