@@ -40,9 +40,20 @@ def redact(text: str, *, secrets: tuple[str, ...]) -> str:
 def excerpt(
     body: str | bytes, *, secrets: tuple[str, ...] = (), limit: int = EXCERPT_LENGTH
 ) -> str:
-    """A one-line, truncated view of a response body with every secret masked."""
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    text = " ".join(redact(text, secrets=secrets).split())
-    if len(text) > limit:
-        text = text[:limit] + f"... ({len(text) - limit} more characters)"
+    """A one-line view of the start of a response body, every secret masked.
+
+    Only the start of the body is decoded (an answer may be megabytes long), and a secret that
+    this window cuts in two is dropped with the window's tail, never shown in part.
+    """
+    margin = max((len(spelling) for secret in secrets for spelling in spellings(secret)), default=0)
+    window = body[: 4 * limit + margin]
+    text = window.decode("utf-8", errors="replace") if isinstance(window, bytes) else window
+    text = redact(text, secrets=secrets)
+    cut = len(window) < len(body)
+    if cut:
+        text = text[: len(text) - margin]
+    text = " ".join(text.split())
+    if cut or len(text) > limit:
+        unit = "bytes" if isinstance(body, bytes) else "characters"
+        text = text[:limit] + f"... (of {len(body)} {unit})"
     return text or "<empty body>"
