@@ -518,3 +518,24 @@ def test_cli_serves_until_signalled(signum: signal.Signals) -> None:
         assert len(response.json()) == 30
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
+
+
+def test_cli_serves_short_pages_in_a_loop_and_echoes_the_key() -> None:
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "octopush_provider.sandbox", "--port", "0"]
+    command += ["--conversations", "30", "--page-sizes", "1:4,2:6", "--page-cycle", "2"]
+    command += ["--echo-key"]
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        match = re.search(r"(http://\S+/v1/public)", process.stdout.readline())
+        assert match
+        url = f"{match[1]}/conversations/list"
+        sizes = [
+            len(requests.get(url, params={"page": n}, headers=AUTH, timeout=5).json())
+            for n in (1, 2, 3)
+        ]
+        wrong = requests.get(url, headers={**AUTH, "api-key": "nope"}, timeout=5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert sizes == [4, 6, 4]
+    assert wrong.json()["request"]["api-key"] == "nope"
