@@ -28,6 +28,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+from urllib3.poolmanager import pool_classes_by_scheme as _PLAIN_POOLS
 
 __all__ = ["BodyTooLarge", "Watch", "WatchedAdapter", "deadline", "read_body"]
 
@@ -154,17 +156,23 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 _POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
+def _watched(manager: PoolManager) -> PoolManager:
+    # Only plain pools are swapped: a SOCKS proxy's pools connect through the proxy, and
+    # replacing them would bypass it (its requests keep the per-read timeout only).
+    if manager.pool_classes_by_scheme is _PLAIN_POOLS:
+        manager.pool_classes_by_scheme = _POOLS
+    return manager
+
+
 class WatchedAdapter(HTTPAdapter):
-    """A requests adapter whose connections obey :func:`deadline`, through proxies too."""
+    """A requests adapter whose connections obey :func:`deadline`, through http(s) proxies too."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
+        _watched(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _POOLS
-        return manager
+        return _watched(super().proxy_manager_for(proxy, **proxy_kwargs))
 
 
 class BodyTooLarge(Exception):
