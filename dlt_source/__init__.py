@@ -36,6 +36,7 @@ from octopush_dlt.settings import (
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.page import StopReason
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -67,7 +68,12 @@ def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]
 
 
 def _conversations(
-    client: OctopushClient, *, start_date: datetime | None, lag: float, clock_skew: float
+    client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    clock_skew: float,
+    max_pages: int | None,
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables."""
     state = dlt.current.resource_state()
@@ -90,7 +96,7 @@ def _conversations(
     coerced: Counter[str] = Counter()
     table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(table.get("columns"))
-    stream = client.iter_pages(stop_when=guard.should_stop)
+    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
@@ -104,7 +110,15 @@ def _conversations(
         )
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
-    store_cursor(state, tally.cursor)
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        # The pages past the cap were not read: a cursor moved past them would skip them for
+        # good. Keep it where it was, so that a run without the cap reads them.
+        logger.warning(
+            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+            previous.isoformat() if previous else "its start",
+        )
+    else:
+        store_cursor(state, tally.cursor)
     state["last_read"] = {**stream.report.as_dict(), **tally.finish()}
 
 
@@ -114,6 +128,7 @@ def conversations_resource(
     start_date: datetime | None,
     lag: float,
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
+    max_pages: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
     resource = dlt.resource(
@@ -123,7 +138,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client, start_date=start_date, lag=lag, clock_skew=clock_skew)
+    )(client, start_date=start_date, lag=lag, clock_skew=clock_skew, max_pages=max_pages)
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
     return bigquery_adapter(resource, partition=CURSOR_COLUMN, cluster=[PRIMARY_KEY])
@@ -142,19 +157,25 @@ def octopush_source(
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
+    max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``.
 
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
     the cursor on every run; a ``last_message_at`` more than ``clock_skew_seconds`` after the
-    start of the run is in the future: loaded, but it never moves the cursor. Pass ``client``
-    to reuse a configured :class:`OctopushClient`; the credential and connection settings are
-    then ignored.
+    start of the run is in the future: loaded, but it never moves the cursor. ``max_pages`` caps
+    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
+    where it was). Pass ``client`` to reuse a configured :class:`OctopushClient`; the credential
+    and connection settings are then ignored.
     """
     for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
         if seconds < 0:
             raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
+    if max_pages is not None and (
+        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+    ):
+        raise OctopushConfigError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
     try:
         start = to_utc(start_date) if start_date else None
     except ValueError as error:
@@ -183,5 +204,9 @@ def octopush_source(
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
     return conversations_resource(
-        client, start_date=start, lag=lag_seconds, clock_skew=clock_skew_seconds
+        client,
+        start_date=start,
+        lag=lag_seconds,
+        clock_skew=clock_skew_seconds,
+        max_pages=max_pages,
     )
