@@ -64,23 +64,37 @@ def test_hook_pages_through_the_sandbox_from_a_json_connection(
 def test_hook_reads_nothing_until_asked(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
-    octopush_connection(sandbox.base_url)
-
-    OctopushHook(octopush_conn_id="octopush_default")
-
+    # The connection does not exist yet when the hook is built: a constructor that looked it up
+    # would fail here, or would read with settings that are gone by the time the hook is used.
+    hook = OctopushHook(octopush_conn_id="octopush_default")
+    octopush_connection(sandbox.base_url, per_page=40)
     assert sandbox.requests == []
+
+    conversations = list(hook.get_conn().iter_conversations())
+
+    assert ids(conversations) == ids(sandbox.store.snapshot())
+    assert {record.per_page for record in sandbox.requests} == {40}
 
 
 def test_extras_configure_the_client(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
     octopush_connection(
-        sandbox.base_url, per_page="250", concurrency=4, timeout=[2, 30], allow_insecure_http="true"
+        sandbox.base_url,
+        per_page="250",
+        concurrency=4,
+        timeout=[2, 30],
+        allow_insecure_http="true",
+        request_deadline="90",
+        max_response_bytes=1_000_000,
+        max_pages="40",
     )
 
     client = OctopushHook().get_conn()
 
     assert (client.per_page, client.concurrency, client.timeout) == (250, 4, (2.0, 30.0))
+    assert (client.request_deadline, client.max_response_bytes) == (90.0, 1_000_000)
+    assert client.max_pages == 40
 
 
 @pytest.mark.parametrize(
@@ -90,6 +104,8 @@ def test_extras_configure_the_client(
         ({"concurrency": 99}, "concurrency must be between 1 and 32"),
         ({"timeout": -1}, "'timeout'"),
         ({"allow_insecure_http": "maybe"}, "'allow_insecure_http'"),
+        ({"request_deadline": "soon"}, "'request_deadline'"),
+        ({"max_pages": 0}, "max_pages must be a whole number > 0"),
     ],
 )
 def test_a_bad_extra_is_named_with_its_connection(
