@@ -18,10 +18,12 @@ import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
+from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, to_table
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
+from octopush_dlt.first_load import table_is_absent
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
@@ -74,7 +76,7 @@ def _conversations(
     lag: float,
     clock_skew: float,
     max_pages: int | None,
-) -> Iterator[pa.Table]:
+) -> Iterator[pa.Table | DataItemWithMeta]:
     """Conversations changed since the last run, newest first, as Arrow tables."""
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
@@ -96,12 +98,24 @@ def _conversations(
     coerced: Counter[str] = Counter()
     table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(table.get("columns"))
+    append = table_is_absent(TABLE_NAME)
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+    # One table is held back, so that the last one can carry the write disposition once the
+    # whole read is known: hints given with an item apply to the whole load of the table.
+    held: pa.Table | None = None
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
             tally.add(rows)
-            yield to_table(rows, coerced=coerced, extra_types=extra_types)
+            if held is not None:
+                yield held
+            held = to_table(rows, coerced=coerced, extra_types=extra_types)
+    if held is not None:
+        yield (
+            dlt.mark.with_hints(held, dlt.mark.make_hints(write_disposition="append"))
+            if append and not tally.repeated
+            else held
+        )
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",

@@ -59,10 +59,17 @@ class ReadTally:
         self.cursor = previous
         self._kinds: dict[str, int] = {}
         self._future: set[str] = set()
+        self._rows = 0
+
+    @property
+    def repeated(self) -> bool:
+        """Whether the read served some conversation more than once."""
+        return self._rows > len(self._kinds.keys() | self._future)
 
     def add(self, rows: list[Conversation]) -> None:
         """Count rows as new, updated, unchanged (re-read inside the lag window) or future."""
         previous, horizon, kinds = self.previous, self.horizon, self._kinds
+        self._rows += len(rows)
         for row in rows:
             moment: datetime = row[CURSOR_COLUMN]
             if moment > horizon:

@@ -1,0 +1,77 @@
+"""A load into a table that is absent appends; anything else, or a read that repeated, merges."""
+
+from __future__ import annotations
+
+import dlt
+
+from octopush_dlt.runner import run_load
+from tests.helpers import expected_table, loaded_table, sandbox_source
+
+
+def _disposition(pipeline: dlt.Pipeline) -> str:
+    return str(pipeline.default_schema.tables["conversations"]["write_disposition"])
+
+
+def test_a_first_load_appends(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=600)
+    pipeline = make_pipeline()
+
+    run_load(pipeline, sandbox_source(sandbox, per_page=100))
+
+    assert _disposition(pipeline) == "append"
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
+def test_a_first_load_under_churn_lands_each_conversation_once(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=1500, latency=0.002)
+    for n in range(2, 30, 3):
+        sandbox.before_request(n, lambda store: (store.add_new(4), store.bump(3)))
+    pipeline = make_pipeline()
+
+    summary = run_load(pipeline, sandbox_source(sandbox, per_page=50, lag_seconds=0))
+
+    assert summary.reread
+    loaded = loaded_table(pipeline)  # refuses a conversation loaded twice
+    assert loaded.keys() == expected_table(sandbox.store).keys()
+    assert _disposition(pipeline) == "merge"
+
+
+def test_later_runs_merge_updates(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=600)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox))
+    sandbox.store.bump(5)
+    sandbox.store.add_new(3)
+
+    run_load(pipeline, sandbox_source(sandbox))
+
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert _disposition(pipeline) == "merge"
+
+
+def test_a_full_refresh_appends_into_the_dropped_table(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=600)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox))
+    sandbox.store.bump(5)
+
+    run_load(pipeline, sandbox_source(sandbox), full_refresh=True)
+
+    assert _disposition(pipeline) == "append"
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
+def test_a_new_pipeline_into_a_filled_table_merges(make_sandbox, make_pipeline, tmp_path):
+    sandbox = make_sandbox(conversations=600)
+    warehouse = str(tmp_path / "shared.duckdb")
+    run_load(
+        make_pipeline("first", destination=dlt.destinations.duckdb(warehouse)),
+        sandbox_source(sandbox),
+    )
+    sandbox.store.bump(5)
+    other = make_pipeline("second", destination=dlt.destinations.duckdb(warehouse))
+
+    run_load(other, sandbox_source(sandbox))
+
+    assert loaded_table(other) == expected_table(sandbox.store)
+    assert _disposition(other) == "merge"
