@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import compress
 from typing import Any
 
 import dlt
@@ -21,9 +22,10 @@ from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, to_table
+from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, fast_table, to_table
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.first_load import table_is_absent
+from octopush_dlt.instants import Keys, rows_cursor_micros, table_cursor_micros
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
@@ -36,9 +38,9 @@ from octopush_dlt.settings import (
     TABLE_NAME,
 )
 from octopush_provider.client import OctopushClient
-from octopush_provider.conversations import Conversation, to_utc
+from octopush_provider.conversations import parse_page, to_utc
 from octopush_provider.exceptions import OctopushConfigError
-from octopush_provider.page import StopReason
+from octopush_provider.page import Page, StopReason
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -57,16 +59,45 @@ _HINTS: TTableSchemaColumns = {
 }
 
 
-def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]]:
+def _batches(pages: Iterable[Page]) -> Iterator[list[Page]]:
     """Pages joined into batches of about ``BATCH_ROWS`` rows."""
-    batch: list[Conversation] = []
+    batch: list[Page] = []
+    rows = 0
     for page in pages:
-        batch.extend(page)
-        if len(batch) >= BATCH_ROWS:
+        batch.append(page)
+        rows += len(page.conversations)
+        if rows >= BATCH_ROWS:
             yield batch
-            batch = []
+            batch, rows = [], 0
     if batch:
         yield batch
+
+
+def _table(
+    batch: list[Page], guard: ReadGuard, *, coerced: Counter[str], extra_types: ExtraTypes
+) -> pa.Table | None:
+    """The rows of a batch at or after the guard's start, as one table (None: no such row).
+
+    Column-wise when every page of the batch was built so; otherwise every row of the batch is
+    parsed and the batch goes the row-wise way, with the run's types for extra columns.
+    """
+    if all(page.table is not None for page in batch):
+        table = pa.concat_tables([page.table for page in batch])
+        wanted = guard.wanted(table_cursor_micros(table))
+        return table if wanted is None else table.filter(pa.array(wanted, pa.bool_()))
+    rows = [
+        row
+        for page in batch
+        for row in (
+            page.conversations
+            if page.table is None
+            else parse_page(page.conversations, page=page.number)
+        )
+    ]
+    wanted = guard.wanted(rows_cursor_micros(rows))
+    if wanted is not None:
+        rows = list(compress(rows, wanted))
+    return to_table(rows, coerced=coerced, extra_types=extra_types) if rows else None
 
 
 def _conversations(
@@ -96,20 +127,22 @@ def _conversations(
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     tally = ReadTally(previous=previous, horizon=horizon)
     coerced: Counter[str] = Counter()
-    table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
-    extra_types = ExtraTypes(table.get("columns"))
+    known = dlt.current.source_schema().tables.get(TABLE_NAME, {})
+    extra_types = ExtraTypes(known.get("columns"))
     append = table_is_absent(TABLE_NAME)
-    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+    stream = client.iter_pages(
+        stop_when=guard.should_stop, max_pages=max_pages, tabulate=fast_table
+    )
     # One table is held back, so that the last one can carry the write disposition once the
     # whole read is known: hints given with an item apply to the whole load of the table.
     held: pa.Table | None = None
-    for batch in _batches(stream):
-        rows = guard.keep(batch)
-        if rows:
-            tally.add(rows)
+    for batch in _batches(stream.pages()):
+        table = _table(batch, guard, coerced=coerced, extra_types=extra_types)
+        if table is not None and table.num_rows:
+            tally.add(Keys.of(table))
             if held is not None:
                 yield held
-            held = to_table(rows, coerced=coerced, extra_types=extra_types)
+            held = table
     if held is not None:
         yield (
             dlt.mark.with_hints(held, dlt.mark.make_hints(write_disposition="append"))

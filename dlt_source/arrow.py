@@ -8,6 +8,11 @@ the API adds later are kept as extra columns.
 A value of the wrong type never reaches Arrow's converters, whose errors name neither the row nor
 the field: the parser has refused bad timestamps and integers already, and a text field holding a
 number or an object keeps its JSON text, counted so that the run can say so once per field.
+
+Most pages hold nothing but the common case, and :func:`fast_table` builds their table column by
+column straight from the API's objects, UTC by Arrow's cast; any value it does not accept sends
+the page down the validated row-wise path, which accepts more and words every error. Both give
+the same table for every page the fast path takes (``tests/test_fast_table.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.data_types import TDataType
 from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import INT64_MAX, INT64_MIN, Conversation
+from octopush_provider.conversations import (
+    ID_FIELD,
+    INT64_MAX,
+    INT64_MIN,
+    Conversation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +216,55 @@ def to_table(
         for column, array in extra_types.fit(name, extras[name]):
             table = table.append_column(column, array)
     return table
+
+
+# The one shape of date-time the fast path takes: seconds and an offset (or Z), within ranges
+# where Arrow's cast and the row-wise parser agree; a bad day of the month fails the cast.
+_STRICT_TIMESTAMP = (
+    r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+class _NotCommon(Exception):
+    """A value the fast path does not take: the page goes the row-wise way."""
+
+
+def _fast_column(field: pa.Field, values: list[Any]) -> pa.Array:
+    if field.type == pa.int64():
+        if not all(type(v) is int or v is None for v in values):  # refuses bools and floats
+            raise _NotCommon
+        return pa.array(values, pa.int64())  # an int beyond 64 bits raises OverflowError
+    text = pa.array(values, pa.string())  # anything but text and null raises
+    if field.type == TIMESTAMP:
+        if not pc.all(pc.match_substring_regex(text, _STRICT_TIMESTAMP)).as_py():
+            raise _NotCommon
+        text = text.cast(TIMESTAMP)
+    if not field.nullable and text.null_count:
+        raise _NotCommon
+    return text
+
+
+def fast_table(items: list[Any]) -> pa.Table | None:
+    """The table of a page of API objects, or None unless every value is the common case."""
+    if not all(type(item) is dict and item.keys() <= _KNOWN_KEYS for item in items):
+        return None
+    recipients = [item.get(RECIPIENT_FIELD) for item in items]
+    if not all(
+        r is None or (type(r) is dict and r.keys() <= _KNOWN_RECIPIENT_PARTS) for r in recipients
+    ):
+        return None
+    arrays = []
+    try:
+        for field in SCHEMA:
+            if field.name.startswith(RECIPIENT_PREFIX):
+                part = field.name[len(RECIPIENT_PREFIX) :]
+                values = [None if r is None else r.get(part) for r in recipients]
+            else:
+                values = [item.get(field.name) for item in items]
+            arrays.append(_fast_column(field, values))
+    except (_NotCommon, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    if pc.min(pc.utf8_length(arrays[SCHEMA.get_field_index(ID_FIELD)])).as_py() == 0:
+        return None  # an empty id: the row-wise path names it
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)

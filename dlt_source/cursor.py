@@ -22,8 +22,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from octopush_dlt.instants import Keys, from_micros, to_micros
 from octopush_dlt.settings import CURSOR_COLUMN
-from octopush_provider.conversations import ID_FIELD, Conversation
 
 __all__ = ["ReadTally", "store_cursor", "stored_cursor"]
 
@@ -56,35 +56,43 @@ class ReadTally:
     def __init__(self, *, previous: datetime | None, horizon: datetime) -> None:
         self.previous = previous
         self.horizon = horizon
-        self.cursor = previous
+        self._previous = None if previous is None else to_micros(previous)
+        self._horizon = to_micros(horizon)
+        self._cursor = self._previous
         self._kinds: dict[str, int] = {}
         self._future: set[str] = set()
         self._rows = 0
+
+    @property
+    def cursor(self) -> datetime | None:
+        """The newest ``last_message_at`` read that is not in the future, or ``previous``."""
+        if self._cursor == self._previous:
+            return self.previous
+        return None if self._cursor is None else from_micros(self._cursor)
 
     @property
     def repeated(self) -> bool:
         """Whether the read served some conversation more than once."""
         return self._rows > len(self._kinds.keys() | self._future)
 
-    def add(self, rows: list[Conversation]) -> None:
+    def add(self, keys: Keys) -> None:
         """Count rows as new, updated, unchanged (re-read inside the lag window) or future."""
-        previous, horizon, kinds = self.previous, self.horizon, self._kinds
-        self._rows += len(rows)
-        for row in rows:
-            moment: datetime = row[CURSOR_COLUMN]
+        previous, horizon, kinds = self._previous, self._horizon, self._kinds
+        cursor = self._cursor
+        self._rows += len(keys.ids)
+        for conversation_id, moment, first in zip(keys.ids, keys.last, keys.first, strict=True):
             if moment > horizon:
-                self._note_future(row)
+                self._note_future(conversation_id, moment)
                 continue
-            if self.cursor is None or moment > self.cursor:
-                self.cursor = moment
-            first = row["first_message_at"]
+            if cursor is None or moment > cursor:
+                cursor = moment
             if previous is None or (first is not None and first > previous):
                 kind = 2
             else:
                 kind = 1 if moment > previous else 0
-            conversation_id = row[ID_FIELD]
             if kinds.get(conversation_id, -1) < kind:
                 kinds[conversation_id] = kind
+        self._cursor = cursor
 
     def finish(self) -> dict[str, int]:
         """Distinct conversations read: ``new``, ``updated``, ``unchanged`` and ``future``.
@@ -104,8 +112,7 @@ class ReadTally:
             )
         return counts | {"future": len(self._future - self._kinds.keys())}
 
-    def _note_future(self, row: Conversation) -> None:
-        conversation_id = row[ID_FIELD]
+    def _note_future(self, conversation_id: str, moment: int) -> None:
         if conversation_id in self._future:
             return
         self._future.add(conversation_id)
@@ -114,6 +121,6 @@ class ReadTally:
                 "Octopush conversation %s has last_message_at %s, beyond this run's start plus "
                 "the clock-skew tolerance (%s): loaded as it is, but it does not move the cursor",
                 conversation_id,
-                row[CURSOR_COLUMN].isoformat(),
+                from_micros(moment).isoformat(),
                 self.horizon.isoformat(),
             )

@@ -14,11 +14,11 @@ into one fetched later), which would look like disorder without being any.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 
-from octopush_provider.conversations import CURSOR_FIELD, Conversation
+from octopush_dlt.instants import cursor_micros, from_micros, to_micros
 from octopush_provider.paging import Page
 
 logger = logging.getLogger(__name__)
@@ -35,39 +35,41 @@ class ReadGuard:
     start: datetime | None
     trust_order: bool = True
     disorder_seen: bool = False
+    _start: int | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._start = None if self.start is None else to_micros(self.start)
 
     def should_stop(self, page: Page) -> bool:
         """Called after each page: True when every later page is older than ``start``."""
         oldest = self._check_order(page)
-        if self.start is None or not self.trust_order or self.disorder_seen:
+        if self._start is None or not self.trust_order or self.disorder_seen:
             return False
-        return oldest < self.start
+        return oldest < self._start
 
-    def keep(self, rows: list[Conversation]) -> list[Conversation]:
-        """The rows at or after ``start``."""
-        if self.start is None:
-            return rows
-        start = self.start
-        return [row for row in rows if row[CURSOR_FIELD] >= start]
+    def wanted(self, instants: list[int]) -> list[bool] | None:
+        """Which rows, by their ``last_message_at``, are at or after ``start`` (None: all)."""
+        if self._start is None:
+            return None
+        start = self._start
+        return [moment >= start for moment in instants]
 
-    def _check_order(self, page: Page) -> datetime:
+    def _check_order(self, page: Page) -> int:
         """The page's oldest ``last_message_at``; notes a row newer than the one before it."""
-        rows = page.conversations
-        oldest: datetime = rows[0][CURSOR_FIELD]
-        for previous, row in pairwise(rows):
-            moment: datetime = row[CURSOR_FIELD]
-            if moment > previous[CURSOR_FIELD]:
-                self._note_disorder(page.number, row, previous[CURSOR_FIELD])
-            oldest = min(oldest, moment)
-        return oldest
+        moments = cursor_micros(page)
+        for index, (previous, moment) in enumerate(pairwise(moments), start=1):
+            if moment > previous:
+                self._note_disorder(page.number, index, moment, previous)
+        return min(moments)
 
-    def _note_disorder(self, number: int, row: Conversation, previous: datetime) -> None:
+    def _note_disorder(self, number: int, index: int, moment: int, previous: int) -> None:
         if not self.disorder_seen:
             logger.warning(
-                "Octopush conversations are not ordered newest-first (page %d: %s after %s); "
-                "reading every page and filtering here, in this run and the next ones",
+                "Octopush conversations are not ordered newest-first (page %d, item %d: %s "
+                "after %s); reading every page and filtering here, in this run and the next ones",
                 number,
-                row[CURSOR_FIELD].isoformat(),
-                previous.isoformat(),
+                index,
+                from_micros(moment).isoformat(),
+                from_micros(previous).isoformat(),
             )
         self.disorder_seen = True

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from octopush_provider.exceptions import (
     OctopushResponseError,
     OctopushServerError,
 )
+from octopush_provider.page import Tabulate
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
 from octopush_provider.redaction import excerpt, mask, redact
 from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
@@ -210,15 +211,17 @@ class OctopushClient:
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
         concurrency: int | None = None,
+        tabulate: Tabulate | None = None,
     ) -> PageStream:
         """Pages of conversations, newest first as the API serves them.
 
         ``stop_when`` is asked after each page is yielded whether to read on; ``max_pages``
-        overrides the client's. The returned stream's ``report`` tells pages, requests, retries
-        and why the read stopped.
+        overrides the client's. ``tabulate`` is tried on each page's objects before they are
+        parsed (see :class:`Page`). The returned stream's ``report`` tells pages, requests,
+        retries and why the read stopped.
         """
         return PageStream(
-            self.fetch_page,
+            partial(self.fetch_page, tabulate=tabulate),
             concurrency=concurrency or self.concurrency,
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
@@ -234,18 +237,26 @@ class OctopushClient:
         """One cheap authenticated request; raises the error a read would raise."""
         self._fetch(FIRST_PAGE, per_page=1, retry=RetryPolicy(max_attempts=2, budget=10.0))
 
-    def fetch_page(self, number: int) -> Page:
+    def fetch_page(self, number: int, *, tabulate: Tabulate | None = None) -> Page:
         """One page, retried under the client's policy."""
-        return self._fetch(number, per_page=self.per_page, retry=self.retry)
+        return self._fetch(number, per_page=self.per_page, retry=self.retry, tabulate=tabulate)
 
-    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy) -> Page:
+    def _fetch(
+        self, number: int, *, per_page: int, retry: RetryPolicy, tabulate: Tabulate | None = None
+    ) -> Page:
         slept = 0.0
         started = time.monotonic()
         for attempt in range(1, retry.max_attempts + 1):
             self._throttle.wait()
             try:
-                conversations, end = self._attempt(number, per_page)
-                return Page(number=number, conversations=conversations, attempts=attempt, end=end)
+                conversations, table, end = self._attempt(number, per_page, tabulate)
+                return Page(
+                    number=number,
+                    conversations=conversations,
+                    table=table,
+                    attempts=attempt,
+                    end=end,
+                )
             except _Transient as failure:
                 error = failure.error
                 delay = retry.delay(attempt, failure.retry_after)
@@ -271,7 +282,9 @@ class OctopushClient:
         )
         raise error
 
-    def _attempt(self, number: int, per_page: int) -> tuple[list[Conversation], StopReason | None]:
+    def _attempt(
+        self, number: int, per_page: int, tabulate: Tabulate | None
+    ) -> tuple[list[Conversation], Any, StopReason | None]:
         params = {PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
         with deadline(self.request_deadline) as watch:
             try:
@@ -288,7 +301,7 @@ class OctopushClient:
                 raise self._failed(error, cut_off=watch.expired) from None
         if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
             raise self._failed(None, cut_off=True)
-        return self._interpret(response, body, number)
+        return self._interpret(response, body, number, tabulate)
 
     def _read(self, response: requests.Response, number: int) -> bytes:
         if not 200 <= response.status_code < 300:
@@ -320,12 +333,13 @@ class OctopushClient:
         return _Transient(OctopushConnectionError(message))
 
     def _interpret(
-        self, response: requests.Response, body: bytes, number: int
-    ) -> tuple[list[Conversation], StopReason | None]:
+        self, response: requests.Response, body: bytes, number: int, tabulate: Tabulate | None
+    ) -> tuple[list[Conversation], Any, StopReason | None]:
         status = response.status_code
         if status == 404:
             # Past the end; on page 1 it means the account has no conversations yet.
-            return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.NOT_FOUND
+            end = StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.NOT_FOUND
+            return [], None, end
         if status == 401:
             raise OctopushAuthError(
                 f"Octopush rejected the credentials (401) of api-login "
@@ -359,14 +373,15 @@ class OctopushClient:
             )
         if status >= 500 or status < 200:
             raise self._server_error(response, body, number)
-        conversations = self._parse_body(response, body, number)
-        if conversations:
-            return conversations, None
-        return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
+        items = self._parse_body(response, body, number)
+        if not items:
+            end = StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
+            return [], None, end
+        if tabulate is not None and (table := tabulate(items)) is not None:
+            return items, table, None
+        return parse_page(items, page=number), None, None
 
-    def _parse_body(
-        self, response: requests.Response, body: bytes, number: int
-    ) -> list[Conversation]:
+    def _parse_body(self, response: requests.Response, body: bytes, number: int) -> list[Any]:
         try:
             items = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -385,7 +400,7 @@ class OctopushClient:
                 f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
                 f"a list of conversations: {self._excerpt(body)}"
             )
-        return parse_page(items, page=number)
+        return items
 
     def _server_error(
         self, response: requests.Response, body: bytes, number: int

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from octopush_provider.conversations import Conversation
+
+# Builds a page's table from the API's objects as sent, or returns None to have them parsed.
+Tabulate = Callable[[list[Any]], Any]
 
 
 class StopReason(StrEnum):
@@ -20,9 +25,14 @@ class StopReason(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class Page:
-    """One answered page: its conversations, or the proof that the list ended."""
+    """One answered page: its conversations, or the proof that the list ended.
+
+    When the read's ``tabulate`` made a ``table`` of the page, ``conversations`` holds the API's
+    objects as sent, unparsed: only their ids and cursors are compared, between pages.
+    """
 
     number: int
     conversations: list[Conversation]
+    table: Any = None
     attempts: int = 1
     end: StopReason | None = None

@@ -108,6 +108,11 @@ class PageStream:
         self.report = PagingReport()
 
     def __iter__(self) -> Iterator[list[Conversation]]:
+        for page in self.pages():
+            yield page.conversations
+
+    def pages(self) -> Iterator[Page]:
+        """The pages themselves, as :meth:`__iter__` reads them."""
         try:
             yield from self._read()
         finally:
@@ -123,7 +128,7 @@ class PageStream:
                 self.report.elapsed,
             )
 
-    def _read(self) -> Iterator[list[Conversation]]:
+    def _read(self) -> Iterator[Page]:
         first = self._fetch(FIRST_PAGE)
         if not (yield from self._begin_pass(first)):
             return
@@ -143,7 +148,7 @@ class PageStream:
             if (yield from self._begin_pass(head)):
                 yield from self._read_in_order(FIRST_PAGE + 1)
 
-    def _begin_pass(self, first: Page) -> Generator[list[Conversation], None, bool]:
+    def _begin_pass(self, first: Page) -> Generator[Page, None, bool]:
         """Start a pass over the list with its first page; returns whether to read on."""
         self._served.clear()
         self._new = self._again = 0
@@ -151,22 +156,22 @@ class PageStream:
         if first.end:
             self.report.stop_reason = first.end
             return False
-        yield first.conversations
+        yield first
         return not self._should_stop(first)
 
-    def _read_in_order(self, start: int) -> Iterator[list[Conversation]]:
+    def _read_in_order(self, start: int) -> Iterator[Page]:
         number = start
         while True:
             page = self._take(self._fetch(number))
             if page.end:
                 self.report.stop_reason = page.end
                 return
-            yield page.conversations
+            yield page
             if self._should_stop(page):
                 return
             number += 1
 
-    def _read_ahead(self, start: int, *, page_size: int) -> Iterator[list[Conversation]]:
+    def _read_ahead(self, start: int, *, page_size: int) -> Iterator[Page]:
         """Read on with up to ``concurrency`` requests in flight, yielding pages in order."""
         prefetcher = Prefetcher(
             self._fetch,
@@ -187,7 +192,7 @@ class PageStream:
                 short = len(page.conversations) < page_size
                 prefetcher.expect_end_after(number + 1 if short else None)
                 page_size = max(page_size, len(page.conversations))
-                yield page.conversations
+                yield page
                 if self._should_stop(page):
                     return
                 number += 1

@@ -75,3 +75,21 @@ def test_a_new_pipeline_into_a_filled_table_merges(make_sandbox, make_pipeline, 
 
     assert loaded_table(other) == expected_table(sandbox.store)
     assert _disposition(other) == "merge"
+
+
+def test_batches_built_column_wise_and_row_wise_load_alike(make_sandbox, make_pipeline):
+    # 12,000 rows in batches of 5 pages of 1,000: a string count on page 8 sends the second
+    # batch the row-wise way, the first and third go column-wise.
+    sandbox = make_sandbox(conversations=12_000)
+    odd = sandbox.store.snapshot()[7_500]["conversation_id"]
+    sandbox.store.rewrite(odd, {"number_of_messages": "7", "color": 2.0})
+    pipeline = make_pipeline()
+
+    run_load(pipeline, sandbox_source(sandbox, per_page=1000))
+
+    expected = expected_table(sandbox.store)
+    assert loaded_table(pipeline) == expected | {odd: (expected[odd][0], 7)}
+    with pipeline.sql_client() as client:
+        assert client.execute_sql(
+            "SELECT color FROM conversations WHERE conversation_id = ?", odd
+        ) == [(2,)]

@@ -1,0 +1,71 @@
+"""The ids and instants of a read's rows, as plain lists, however the rows were built.
+
+The checks of a read (ordering, the cursor, the counts) look at three columns of every row.
+Reading them as lists, instants as microseconds since the epoch in UTC (what Arrow stores),
+keeps those checks one piece of code for tables built column-wise and rows parsed one by one,
+and costs no datetime object per value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
+from octopush_provider.page import Page
+
+FIRST_FIELD = "first_message_at"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    """Microseconds since the epoch as a UTC datetime."""
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _micros_column(table: pa.Table, name: str) -> list[int | None]:
+    values: list[int | None] = table.column(name).cast(pa.int64()).to_pylist()
+    return values
+
+
+def cursor_micros(page: Page) -> list[int]:
+    """Each row's ``last_message_at`` of a page, from its table when it has one."""
+    if page.table is not None:
+        return table_cursor_micros(page.table)
+    return rows_cursor_micros(page.conversations)
+
+
+def table_cursor_micros(table: pa.Table) -> list[int]:
+    """Each row's ``last_message_at`` of a table (never null: the schema says so)."""
+    return _micros_column(table, CURSOR_FIELD)  # type: ignore[return-value]
+
+
+def rows_cursor_micros(rows: list[Conversation]) -> list[int]:
+    """Each parsed row's ``last_message_at``."""
+    return [to_micros(row[CURSOR_FIELD]) for row in rows]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Keys:
+    """The columns of a table that a read counts by."""
+
+    ids: list[str]
+    last: list[int]
+    first: list[int | None]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Keys:
+        return cls(
+            ids=table.column(ID_FIELD).to_pylist(),
+            last=table_cursor_micros(table),
+            first=_micros_column(table, FIRST_FIELD),
+        )
