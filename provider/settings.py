@@ -16,6 +16,7 @@ MAX_PER_PAGE = 10_000
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+MAX_TIMEOUT = 600.0  # the longest wait for one connect or answer the connection form accepts
 DEFAULT_CONCURRENCY = 1  # the bare client reads strictly in order unless told otherwise
 LOAD_CONCURRENCY = 8  # pages in flight for warehouse loads, from the hook and the dlt source
 MAX_CONCURRENCY = 32

@@ -63,7 +63,13 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
     }
     assert widgets == {
         f"extra__octopush__{name}"
-        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http")
+        for name in (
+            "per_page",
+            "concurrency",
+            "connect_timeout",
+            "read_timeout",
+            "allow_insecure_http",
+        )
     }
     assert {"field_behaviours": "octopush"} in output["behaviours"]
 
