@@ -33,7 +33,14 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": Param(False, type="boolean", description="Reload everything")},
+    params={
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="Drop the table and the cursor, then load every conversation again.",
+        )
+    },
     doc_md=__doc__,
     tags=["octopush", "bigquery"],
 ):

@@ -235,7 +235,7 @@ class OctopushHook(BaseHook):
         except OctopushConnectionError:
             return (
                 False,
-                f"Could not reach Octopush at {client.url}: check the Base URL and the network.",
+                f"Could not reach Octopush at {client.base_url}: check the Base URL and the network.",
             )
         except OctopushError as error:
             return False, str(error)
