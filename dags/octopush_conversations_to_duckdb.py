@@ -20,9 +20,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 DUCKDB_PATH = os.environ.get(
     "DESTINATION__DUCKDB__CREDENTIALS",
@@ -38,14 +41,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={
-        "full_refresh": Param(
-            False,
-            type="boolean",
-            title="Full refresh",
-            description="Drop the table and the cursor, then load every conversation again.",
-        )
-    },
+    params={"full_refresh": full_refresh_param()},
     doc_md=f"{__doc__}\nHere: schema `{DATASET}` of `{DUCKDB_PATH}`.\n",
     tags=["octopush", "duckdb"],
 ):

@@ -19,9 +19,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 with DAG(
     dag_id="octopush_conversations_to_postgres",
@@ -31,14 +34,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={
-        "full_refresh": Param(
-            False,
-            type="boolean",
-            title="Full refresh",
-            description="Drop the table and the cursor, then load every conversation again.",
-        )
-    },
+    params={"full_refresh": full_refresh_param()},
     doc_md=__doc__,
     tags=["octopush", "postgres"],
 ):

@@ -233,9 +233,9 @@ class OctopushHook(BaseHook):
                 )
             return False, f"Wrong API login or API key: Octopush refused API login {login!r} (401)."
         except OctopushConnectionError:
-            return (
-                False,
-                f"Could not reach Octopush at {client.base_url}: check the Base URL and the network.",
+            return False, (
+                f"Could not reach Octopush at {client.base_url}: "
+                "check the Base URL and the network."
             )
         except OctopushError as error:
             return False, str(error)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseHook, BaseOperator
+from airflow.sdk import Asset, BaseHook, BaseOperator, Param
 
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook, as_bool
@@ -23,7 +23,7 @@ from octopush_provider.hooks.octopush import OctopushHook, as_bool
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["OctopushToDestinationOperator", "conversations_asset"]
+__all__ = ["OctopushToDestinationOperator", "conversations_asset", "full_refresh_param"]
 
 TABLE_NAME = "conversations"
 
@@ -52,6 +52,20 @@ def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
     Postgres or Google providers, if installed) from validating it as a URI of theirs.
     """
     return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+
+def full_refresh_param() -> Param:
+    """The DAG param that lets a manual run reload everything, as the trigger form shows it.
+
+    Declare it as ``params={"full_refresh": full_refresh_param()}`` and pass the operator
+    ``full_refresh="{{ params.full_refresh }}"``.
+    """
+    return Param(
+        False,
+        type="boolean",
+        title="Full refresh",
+        description="Drop the table and the cursor, then load every conversation again.",
+    )
 
 
 class OctopushToDestinationOperator(BaseOperator):
