@@ -244,3 +244,25 @@ def test_the_dlt_secrets_toml_variable_still_configures_the_destination(
         cursor.execute(f'SELECT count(*) FROM "{postgres_dataset}".conversations')
         assert cursor.fetchone() == (250,)
     conn.close()
+
+
+def test_a_connection_saved_by_the_form_with_port_0_loads(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # 0 is what the form's Port field asks for, so that Airflow 3.3.2's Test button works; the
+    # metadata database keeps the 0 (an AIRFLOW_CONN_ variable or a URI would drop it).
+    from airflow.models.connection import Connection  # noqa: PLC0415
+    from airflow.utils.session import create_session  # noqa: PLC0415
+
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "conversations.duckdb"))
+    fields = {"login": DEFAULT_API_LOGIN, "password": sandbox.api_key, "host": sandbox.base_url}
+    with create_session() as session:
+        session.add(Connection(conn_id="octopush_default", conn_type="octopush", port=0, **fields))
+    try:
+        run = run_dag("octopush_conversations_to_duckdb")
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter_by(conn_id="octopush_default").delete()
+
+    assert run.state == "success"
+    assert return_value(run)["conversations_loaded"] == 250
