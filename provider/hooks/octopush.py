@@ -2,8 +2,8 @@
 
 The hook holds no HTTP logic of its own, so every fix to the client reaches Airflow users and dlt
 users alike. Connection mapping: login = API login, password = API key, host = base URL override
-(a full URL; Octopush's public API when empty), extras = client options (see
-:data:`octopush_provider.CONNECTION_FIELDS`).
+(a full URL; Octopush's public API when empty), port = 0 or empty (the base URL holds the port),
+extras = client options (see :data:`octopush_provider.CONNECTION_FIELDS`).
 """
 
 from __future__ import annotations
