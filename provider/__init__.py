@@ -7,11 +7,16 @@ from typing import Any
 from octopush_provider.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PER_PAGE,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_DEADLINE,
     LOAD_CONCURRENCY,
     MAX_CONCURRENCY,
+    MAX_PAGES_CAP,
     MAX_PER_PAGE,
+    MAX_REQUEST_DEADLINE,
+    MAX_RESPONSE_BYTES_CAP,
     MAX_TIMEOUT,
 )
 
@@ -22,8 +27,8 @@ PORT_LABEL = "Port (enter 0 for the Test button)"
 
 # The connection form, declared as data: Airflow >= 3.2 reads it from here without importing the
 # hook (and without wtforms); the hook reads the same bounds to refuse what the form would not let
-# through. Airflow's UI enforces ``minimum`` and
-# ``maximum`` but renders no placeholder in number fields, so the defaults live in descriptions.
+# through. Airflow's UI enforces ``minimum`` and ``maximum`` (not ``exclusiveMinimum``) but renders
+# no placeholder in number fields, so the defaults live in the descriptions.
 CONNECTION_FIELDS: dict[str, Any] = {
     "per_page": {
         "label": "Page size",
@@ -52,9 +57,30 @@ CONNECTION_FIELDS: dict[str, Any] = {
     "read_timeout": {
         "label": "Read timeout (seconds)",
         "description": (
-            f"How long to wait for the API to answer each request. Empty: {DEFAULT_READ_TIMEOUT:g}."
+            f"How long the API may stay silent while it answers. Empty: {DEFAULT_READ_TIMEOUT:g}."
         ),
         "schema": {"type": ["number", "null"], "minimum": 1, "maximum": MAX_TIMEOUT},
+    },
+    "request_deadline": {
+        "label": "Request deadline (seconds)",
+        "description": (
+            "The longest one request may take, however slowly the API answers. "
+            f"Empty: {DEFAULT_REQUEST_DEADLINE:g}."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": MAX_REQUEST_DEADLINE},
+    },
+    "max_response_bytes": {
+        "label": "Largest answer (bytes)",
+        "description": (
+            "Answers larger than this, once decoded, are refused. "
+            f"Empty: {DEFAULT_MAX_RESPONSE_BYTES} (64 MiB)."
+        ),
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_RESPONSE_BYTES_CAP},
+    },
+    "max_pages": {
+        "label": "Most pages a run reads",
+        "description": "A safety cap; a capped run keeps the cursor. Empty: no cap.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_PAGES_CAP},
     },
     "allow_insecure_http": {
         "label": "Allow plain http",

@@ -65,6 +65,9 @@ _EXTRAS: dict[str, tuple[Callable[[object], Any], str]] = {
     "concurrency": (_as_int, "a whole number"),
     "connect_timeout": (_as_seconds, "a number of seconds"),
     "read_timeout": (_as_seconds, "a number of seconds"),
+    "request_deadline": (_as_seconds, "a number of seconds"),
+    "max_response_bytes": (_as_int, "a whole number of bytes"),
+    "max_pages": (_as_int, "a whole number of pages"),
     "allow_insecure_http": (as_bool, "true or false"),
 }
 
@@ -79,6 +82,10 @@ def _of(where: str | None) -> str:
     return f" of {where}" if where else ""
 
 
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _bounds(name: str) -> tuple[float | None, float | None]:
     schema = CONNECTION_FIELDS[name]["schema"]
     return schema.get("minimum"), schema.get("maximum")
@@ -88,7 +95,7 @@ def _read_extra(name: str, value: object, *, where: str | None) -> Any:
     parse, expected = _EXTRAS[name]
     low, high = _bounds(name)
     if low is not None and high is not None:
-        expected = f"{expected} from {low:g} to {high:g}"
+        expected = f"{expected} from {_number(low)} to {_number(high)}"
     label = CONNECTION_FIELDS[name]["label"]
     problem = OctopushConfigError(
         f"{label} (extra {name!r}){_of(where)} must be {expected}, got {value!r}", setting=name

@@ -199,7 +199,9 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
     )
     assert state == "success", deployment.diagnose()
     page.goto(f"{deployment.api_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{TASK_ID}")
-    expect(page.get_by_text(re.compile(r"Loaded 300 conversations from \d+ pages"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Loaded 300 conversations \(new 300, .*\) from \d+ pages"))
+    ).to_be_visible()
     assert "deprecated" not in page.locator("body").inner_text()
     visit.step("task-log")
 

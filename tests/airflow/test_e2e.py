@@ -27,6 +27,7 @@ import psycopg2
 import pytest
 import requests
 
+from octopush_provider import CONNECTION_FIELDS
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
@@ -276,13 +277,7 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
     assert not fields["port"]["hidden"]
     assert fields["port"]["title"] == "Port (enter 0 for the Test button)"
     assert fields["url_schema"]["hidden"]
-    assert set(octopush["extra_fields"]) == {
-        "per_page",
-        "concurrency",
-        "connect_timeout",
-        "read_timeout",
-        "allow_insecure_http",
-    }
+    assert set(octopush["extra_fields"]) == set(CONNECTION_FIELDS)
 
 
 @pytest.mark.parametrize(

@@ -65,11 +65,16 @@ def test_hook_pages_through_the_sandbox_from_a_json_connection(
 def test_hook_reads_nothing_until_asked(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
-    octopush_connection(sandbox.base_url)
-
-    OctopushHook(octopush_conn_id="octopush_default")
-
+    # The connection does not exist yet when the hook is built: a constructor that looked it up
+    # would fail here, or would read with settings that are gone by the time the hook is used.
+    hook = OctopushHook(octopush_conn_id="octopush_default")
+    octopush_connection(sandbox.base_url, per_page=40)
     assert sandbox.requests == []
+
+    conversations = list(hook.get_conn().iter_conversations())
+
+    assert ids(conversations) == ids(sandbox.store.snapshot())
+    assert {record.per_page for record in sandbox.requests} == {40}
 
 
 def test_extras_configure_the_client(
@@ -82,11 +87,16 @@ def test_extras_configure_the_client(
         connect_timeout=2,
         read_timeout="30",
         allow_insecure_http="true",
+        request_deadline="90",
+        max_response_bytes=1_000_000,
+        max_pages="40",
     )
 
     client = OctopushHook().get_conn()
 
     assert (client.per_page, client.concurrency, client.timeout) == (250, 4, (2.0, 30.0))
+    assert (client.request_deadline, client.max_response_bytes) == (90.0, 1_000_000)
+    assert client.max_pages == 40
 
 
 def test_unset_extras_keep_the_defaults_the_form_describes(
@@ -97,8 +107,15 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
     client = OctopushHook().get_conn()
 
     assert (client.per_page, client.concurrency, client.timeout) == (100, 8, (10.0, 60.0))
-    for name, shown in [("per_page", 100), ("concurrency", 8), ("read_timeout", 60)]:
-        assert f"Empty: {shown}." in CONNECTION_FIELDS[name]["description"]
+    shown = {
+        "per_page": 100,
+        "concurrency": 8,
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "request_deadline": 120,
+    }
+    for name, default in shown.items():
+        assert f"Empty: {default}." in CONNECTION_FIELDS[name]["description"]
 
 
 @pytest.mark.parametrize(
@@ -111,6 +128,9 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
         ({"connect_timeout": -5}, "Connect timeout (seconds) (extra 'connect_timeout')"),
         ({"read_timeout": 0.5}, "Read timeout (seconds) (extra 'read_timeout')"),
         ({"allow_insecure_http": "maybe"}, "Allow plain http (extra 'allow_insecure_http')"),
+        ({"request_deadline": "soon"}, "Request deadline (seconds) (extra 'request_deadline')"),
+        ({"max_response_bytes": 0}, "Largest answer (bytes) (extra 'max_response_bytes')"),
+        ({"max_pages": 0}, "Most pages a run reads (extra 'max_pages')"),
     ],
 )
 def test_a_value_the_form_would_refuse_is_refused_naming_the_extra(
@@ -125,6 +145,7 @@ def test_a_value_the_form_would_refuse_is_refused_naming_the_extra(
         OctopushHook().get_conn()
 
     (value,) = extra.values()
+    assert "e+" not in str(raised.value)
     assert str(raised.value).startswith(f"{named} of Airflow connection 'octopush_default' must")
     assert str(raised.value).endswith(f"got {value!r}")
     assert sandbox.requests == []
@@ -132,7 +153,13 @@ def test_a_value_the_form_would_refuse_is_refused_naming_the_extra(
 
 def test_the_form_enforces_the_bounds_the_hook_reads() -> None:
     # Airflow's UI enforces minimum and maximum, not exclusiveMinimum: every number is bounded so.
-    for name in ("per_page", "concurrency", "connect_timeout", "read_timeout"):
+    numbers = [
+        name
+        for name, field in CONNECTION_FIELDS.items()
+        if "boolean" not in field["schema"]["type"]
+    ]
+    assert len(numbers) >= 7
+    for name in numbers:
         schema = CONNECTION_FIELDS[name]["schema"]
         assert schema["minimum"] >= 1, name
         assert "maximum" in schema, name
