@@ -19,6 +19,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
+from dlt.extract.hints import TResourceHints
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
@@ -57,6 +58,14 @@ _HINTS: TTableSchemaColumns = {
     **COLUMN_HINTS,
     CURSOR_COLUMN: {**COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
 }
+
+
+def _append_hints() -> TResourceHints:
+    """Append this load; without dedup_sort, which dlt warns of when a table appends."""
+    return dlt.mark.make_hints(
+        write_disposition="append",
+        columns={CURSOR_COLUMN: {**_HINTS[CURSOR_COLUMN], "dedup_sort": None}},
+    )
 
 
 def _batches(pages: Iterable[Page]) -> Iterator[list[Page]]:
@@ -144,11 +153,7 @@ def _conversations(
                 yield held
             held = table
     if held is not None:
-        yield (
-            dlt.mark.with_hints(held, dlt.mark.make_hints(write_disposition="append"))
-            if append and not tally.repeated
-            else held
-        )
+        yield dlt.mark.with_hints(held, _append_hints()) if append and not tally.repeated else held
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",

@@ -12,11 +12,13 @@ def _disposition(pipeline: dlt.Pipeline) -> str:
     return str(pipeline.default_schema.tables["conversations"]["write_disposition"])
 
 
-def test_a_first_load_appends(make_sandbox, make_pipeline):
+def test_a_first_load_appends(make_sandbox, make_pipeline, capfd):
     sandbox = make_sandbox(conversations=600)
     pipeline = make_pipeline()
 
     run_load(pipeline, sandbox_source(sandbox, per_page=100))
+
+    assert "dedup_sort" not in capfd.readouterr().err  # dlt's warning of a hint it ignores
 
     assert _disposition(pipeline) == "append"
     assert loaded_table(pipeline) == expected_table(sandbox.store)
@@ -47,6 +49,8 @@ def test_later_runs_merge_updates(make_sandbox, make_pipeline):
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert _disposition(pipeline) == "merge"
+    cursor = pipeline.default_schema.tables["conversations"]["columns"]["last_message_at"]
+    assert cursor.get("dedup_sort") == "desc"
 
 
 def test_a_full_refresh_appends_into_the_dropped_table(make_sandbox, make_pipeline):
