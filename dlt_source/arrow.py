@@ -30,9 +30,11 @@ from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from octopush_provider.conversations import (
+    CURSOR_FIELD,
     ID_FIELD,
     INT64_MAX,
     INT64_MIN,
+    TIMESTAMP_FIELDS,
     Conversation,
 )
 
@@ -226,45 +228,70 @@ _STRICT_TIMESTAMP = (
 )
 
 
-class _NotCommon(Exception):
-    """A value the fast path does not take: the page goes the row-wise way."""
+def _raw_type(field: pa.Field) -> pa.DataType:
+    return pa.int64() if field.type == pa.int64() else pa.string()
 
 
-def _fast_column(field: pa.Field, values: list[Any]) -> pa.Array:
-    if field.type == pa.int64():
-        if not all(type(v) is int or v is None for v in values):  # refuses bools and floats
-            raise _NotCommon
-        return pa.array(values, pa.int64())  # an int beyond 64 bits raises OverflowError
-    text = pa.array(values, pa.string())  # anything but text and null raises
-    if field.type == TIMESTAMP:
-        if not pc.all(pc.match_substring_regex(text, _STRICT_TIMESTAMP)).as_py():
-            raise _NotCommon
-        text = text.cast(TIMESTAMP)
-    if not field.nullable and text.null_count:
-        raise _NotCommon
-    return text
+# The API's objects as Arrow converts them in one call: timestamps still as text, the recipient
+# as the object it is. Arrow ignores keys it is not given: extra keys are looked for apart.
+_RAW = pa.struct(
+    [
+        pa.field(field.name, _raw_type(field))
+        for field in SCHEMA
+        if not field.name.startswith(RECIPIENT_PREFIX)
+    ]
+    + [
+        pa.field(
+            RECIPIENT_FIELD,
+            pa.struct(
+                [
+                    pa.field(field.name[len(RECIPIENT_PREFIX) :], _raw_type(field))
+                    for field in SCHEMA
+                    if field.name.startswith(RECIPIENT_PREFIX)
+                ]
+            ),
+        )
+    ]
+)
+_INTEGER_FIELDS = [field.name for field in SCHEMA if field.type == pa.int64()]
+
+
+def _common_shape(items: list[Any]) -> bool:
+    """No key we do not know, and integers that are ints: Arrow would take 2.0 or 2.0**60."""
+    if not all(type(item) is dict and item.keys() <= _KNOWN_KEYS for item in items):
+        return False
+    recipients = [item.get(RECIPIENT_FIELD) for item in items]
+    return all(
+        r is None or (type(r) is dict and r.keys() <= _KNOWN_RECIPIENT_PARTS) for r in recipients
+    ) and all(
+        type(value) is int or value is None
+        for name in _INTEGER_FIELDS
+        for value in [item.get(name) for item in items]
+    )
 
 
 def fast_table(items: list[Any]) -> pa.Table | None:
     """The table of a page of API objects, or None unless every value is the common case."""
-    if not all(type(item) is dict and item.keys() <= _KNOWN_KEYS for item in items):
+    if not _common_shape(items):
         return None
-    recipients = [item.get(RECIPIENT_FIELD) for item in items]
-    if not all(
-        r is None or (type(r) is dict and r.keys() <= _KNOWN_RECIPIENT_PARTS) for r in recipients
-    ):
-        return None
-    arrays = []
     try:
-        for field in SCHEMA:
-            if field.name.startswith(RECIPIENT_PREFIX):
-                part = field.name[len(RECIPIENT_PREFIX) :]
-                values = [None if r is None else r.get(part) for r in recipients]
-            else:
-                values = [item.get(field.name) for item in items]
-            arrays.append(_fast_column(field, values))
-    except (_NotCommon, pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        raw = pa.array(items, type=_RAW)  # text that is not text, ints beyond 64 bits: raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
-    if pc.min(pc.utf8_length(arrays[SCHEMA.get_field_index(ID_FIELD)])).as_py() == 0:
+    columns = dict(zip(_RAW.names, raw.flatten(), strict=True))
+    recipient = columns.pop(RECIPIENT_FIELD)
+    for part, values in zip(recipient.type.names, recipient.flatten(), strict=True):
+        columns[RECIPIENT_PREFIX + part] = values
+    for name in TIMESTAMP_FIELDS:
+        text = columns[name]
+        if not pc.all(pc.match_substring_regex(text, _STRICT_TIMESTAMP)).as_py():
+            return None
+        try:
+            columns[name] = text.cast(TIMESTAMP)
+        except pa.ArrowInvalid:  # a day the month does not have
+            return None
+    if columns[ID_FIELD].null_count or columns[CURSOR_FIELD].null_count:
+        return None
+    if pc.min(pc.utf8_length(columns[ID_FIELD])).as_py() == 0:
         return None  # an empty id: the row-wise path names it
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
