@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
@@ -89,6 +91,26 @@ def _rare_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+@contextmanager
+def _malloc_for_arrow() -> Iterator[None]:
+    """Arrow allocates with the C library's malloc during the load, unless told otherwise.
+
+    Its default, mimalloc, keeps a heap per thread; with pages turned into Arrow on the client's
+    worker threads, a 100k load peaked 40-50 MiB higher with it (``ARROW_DEFAULT_MEMORY_POOL``,
+    when set, is left to decide). Each buffer returns to the pool it came from, so the default
+    is restored after the load.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        yield
+        return
+    pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
+
+
 def _resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
     sources = pipeline.state.get("sources", {})
     state: dict[str, Any] = sources.get(SOURCE_NAME, {}).get("resources", {}).get(RESOURCE_NAME, {})
@@ -108,7 +130,7 @@ def run_load(
         "parquet" if "parquet" in caps.supported_loader_file_formats else None
     )
     refresh: TRefreshMode | None = "drop_sources" if full_refresh else None
-    with _rare_collections():
+    with _rare_collections(), _malloc_for_arrow():
         info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
     state = _resource_state(pipeline)
     read: dict[str, Any] = state.get("last_read", {})

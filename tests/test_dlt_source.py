@@ -6,10 +6,12 @@ import gc
 import logging
 
 import dlt
+import pyarrow as pa
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from octopush_dlt import octopush_source
+from octopush_dlt.arrow import fast_table
 from octopush_dlt.runner import run_load
 from octopush_provider.exceptions import OctopushAuthError, OctopushServerError
 from octopush_provider.retry import RetryPolicy
@@ -218,6 +220,26 @@ def test_a_load_leaves_the_garbage_collector_as_it_found_it(make_sandbox, make_p
 
     assert after_success == (before, 0)
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+def test_a_load_leaves_arrows_memory_pool_as_it_found_it(make_sandbox, make_pipeline, monkeypatch):
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    sandbox = make_sandbox(conversations=300)
+    before = pa.default_memory_pool().backend_name
+    with pytest.raises(PipelineStepFailed):
+        run_load(make_pipeline("failing"), sandbox_source(sandbox, api_key="wrong"))
+    seen: list[str] = []
+    monkeypatch.setattr(
+        "octopush_dlt.fast_table",
+        lambda items, table=fast_table: (
+            seen.append(pa.default_memory_pool().backend_name) or table(items)
+        ),
+    )
+
+    run_load(make_pipeline(), sandbox_source(sandbox))
+
+    assert set(seen) == {"system"}
+    assert pa.default_memory_pool().backend_name == before
 
 
 def test_wrong_credentials_fail_fast_without_echoing_the_key(make_sandbox, make_pipeline, caplog):
