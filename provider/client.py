@@ -10,8 +10,9 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Iterator
-from functools import cached_property
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,8 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from octopush_provider.auth import OctopushAuth
-from octopush_provider.conversations import Conversation, parse_page
+from octopush_provider.conversations import ID_FIELD, Conversation, parse_page
+from octopush_provider.endpoint import Endpoint
 from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushConfigError,
@@ -30,6 +32,15 @@ from octopush_provider.exceptions import (
     OctopushRequestError,
     OctopushResponseError,
     OctopushServerError,
+)
+from octopush_provider.messages import (
+    CONVERSATION_ID_PARAM,
+    MESSAGE_ID_FIELD,
+    ConversationMessages,
+    MessageParent,
+    conversation_filter,
+    parse_messages,
+    read_conversation,
 )
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
 from octopush_provider.redaction import excerpt, mask
@@ -44,6 +55,7 @@ from octopush_provider.settings import (
     FIRST_PAGE,
     MAX_CONCURRENCY,
     MAX_PER_PAGE,
+    MESSAGES_PATH,
     PAGE_PARAM,
     PER_PAGE_PARAM,
     RETRYABLE_STATUS_CODES,
@@ -90,11 +102,12 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
 
 
 class OctopushClient:
-    """Reads Octopush conversations page by page, surviving what a public API does.
+    """Reads Octopush conversations and their messages, surviving what a public API does.
 
-    Nothing is sent until the first read; one keep-alive session serves every request.
-    ``concurrency`` pages are fetched at once after the first; ``where`` names the place the
-    credentials come from (e.g. an Airflow connection) so that errors can point at it.
+    Nothing is sent until the first read; one keep-alive session serves every request, and one
+    throttle slows every thread when either endpoint answers 429. ``concurrency`` pages (or
+    conversations' messages) are fetched at once; ``where`` names the place the credentials
+    come from (e.g. an Airflow connection) so that errors can point at it.
     """
 
     def __init__(
@@ -104,6 +117,7 @@ class OctopushClient:
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
         path: str = CONVERSATIONS_PATH,
+        messages_path: str = MESSAGES_PATH,
         per_page: int = DEFAULT_PER_PAGE,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: Timeout = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
@@ -125,6 +139,8 @@ class OctopushClient:
             raise OctopushConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.url = f"{self.base_url}/{path.strip('/')}"
+        self.messages_url = f"{self.base_url}/{messages_path.strip('/')}"
+        self._list = Endpoint(url=self.url, parse=parse_page, id_field=ID_FIELD)
         self.per_page = per_page
         self.concurrency = concurrency
         self.timeout = timeout
@@ -194,21 +210,72 @@ class OctopushClient:
         for page in self.iter_pages(**options):
             yield from page
 
+    def iter_messages(
+        self,
+        conversation_id: str,
+        *,
+        stop_when: StopCondition | None = None,
+        max_pages: int | None = None,
+    ) -> PageStream:
+        """Pages of one conversation's messages, read in order.
+
+        The id is sent as the list gives it when it starts with ``cid_``, else with that prefix.
+        Nothing here checks that the answer is about that conversation: :meth:`read_messages`
+        does, against what the list says of it.
+        """
+        endpoint = Endpoint(
+            url=self.messages_url,
+            parse=parse_messages,
+            id_field=MESSAGE_ID_FIELD,
+            params={CONVERSATION_ID_PARAM: conversation_filter(conversation_id)},
+        )
+        fetch = partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint)
+        return PageStream(
+            fetch, stop_when=stop_when, max_pages=max_pages, id_field=MESSAGE_ID_FIELD
+        )
+
+    def read_messages(
+        self, parents: Iterable[MessageParent], *, concurrency: int | None = None
+    ) -> Iterator[ConversationMessages]:
+        """The checked messages of each conversation, in the order given.
+
+        ``concurrency`` conversations (default: the client's) are read at once, and at most
+        twice that many are read ahead of the caller, so memory does not grow with the input.
+        """
+        workers = concurrency or self.concurrency
+        pending: list[Future[ConversationMessages]] = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="octopush-messages") as pool:
+            try:
+                for parent in parents:
+                    pending.append(pool.submit(read_conversation, self, parent))
+                    if len(pending) >= 2 * workers:
+                        yield pending.pop(0).result()
+                while pending:
+                    yield pending.pop(0).result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
     def check_access(self) -> None:
         """One cheap authenticated request; raises the error a read would raise."""
-        self._fetch(FIRST_PAGE, per_page=1, retry=RetryPolicy(max_attempts=2, budget=10.0))
+        self._fetch(
+            FIRST_PAGE,
+            per_page=1,
+            retry=RetryPolicy(max_attempts=2, budget=10.0),
+            endpoint=self._list,
+        )
 
     def fetch_page(self, number: int) -> Page:
         """One page, retried under the client's policy."""
-        return self._fetch(number, per_page=self.per_page, retry=self.retry)
+        return self._fetch(number, per_page=self.per_page, retry=self.retry, endpoint=self._list)
 
-    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy) -> Page:
+    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy, endpoint: Endpoint) -> Page:
         slept = 0.0
         started = time.monotonic()
         for attempt in range(1, retry.max_attempts + 1):
             self._throttle.wait()
             try:
-                conversations, end = self._attempt(number, per_page)
+                conversations, end = self._attempt(number, per_page, endpoint)
                 return Page(number=number, conversations=conversations, attempts=attempt, end=end)
             except _Transient as failure:
                 error = failure.error
@@ -234,11 +301,13 @@ class OctopushClient:
         )
         raise error
 
-    def _attempt(self, number: int, per_page: int) -> tuple[list[Conversation], StopReason | None]:
-        params = {PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
+    def _attempt(
+        self, number: int, per_page: int, endpoint: Endpoint
+    ) -> tuple[list[Conversation], StopReason | None]:
+        params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
         try:
             response = self.session.get(
-                self.url, params=params, timeout=self.timeout, allow_redirects=False
+                endpoint.url, params=params, timeout=self.timeout, allow_redirects=False
             )
         except requests.Timeout as error:
             raise _Transient(
@@ -251,10 +320,10 @@ class OctopushClient:
                     f"check the base URL{self._of_where()} and the network"
                 )
             ) from None
-        return self._interpret(response, number)
+        return self._interpret(response, number, endpoint)
 
     def _interpret(
-        self, response: requests.Response, number: int
+        self, response: requests.Response, number: int, endpoint: Endpoint
     ) -> tuple[list[Conversation], StopReason | None]:
         status = response.status_code
         if status == 404:
@@ -293,12 +362,14 @@ class OctopushClient:
             )
         if status >= 500 or status < 200:
             raise self._server_error(response, number)
-        conversations = self._parse_body(response, number)
+        conversations = self._parse_body(response, number, endpoint)
         if conversations:
             return conversations, None
         return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
 
-    def _parse_body(self, response: requests.Response, number: int) -> list[Conversation]:
+    def _parse_body(
+        self, response: requests.Response, number: int, endpoint: Endpoint
+    ) -> list[Conversation]:
         try:
             items = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -314,7 +385,7 @@ class OctopushClient:
                 f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
                 f"a list of conversations: {self._excerpt(response)}"
             )
-        return parse_page(items, page=number)
+        return endpoint.parse(items, page=number)
 
     def _server_error(self, response: requests.Response, number: int) -> OctopushServerError:
         return OctopushServerError(

@@ -74,7 +74,11 @@ def _head(page: Page) -> list[tuple[str, object]]:
 
 
 class PageStream:
-    """Iterates the pages of one read; ``report`` tells how far it got and why it stopped."""
+    """Iterates the pages of one read; ``report`` tells how far it got and why it stopped.
+
+    ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
+    answers every page with the same rows.
+    """
 
     def __init__(
         self,
@@ -83,8 +87,10 @@ class PageStream:
         concurrency: int = 1,
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
+        id_field: str = ID_FIELD,
     ) -> None:
         self._fetch_page = fetch
+        self._id_field = id_field
         self._count_lock = threading.Lock()
         self._concurrency = concurrency
         self._stop_when = stop_when
@@ -131,7 +137,7 @@ class PageStream:
                 "again in order so that none is missed"
             )
             self.report.reread = True
-            self._last_ids = [row[ID_FIELD] for row in head.conversations]
+            self._last_ids = [row[self._id_field] for row in head.conversations]
             yield from self._read_in_order(FIRST_PAGE + 1)
 
     def _read_in_order(self, start: int) -> Iterator[list[Conversation]]:
@@ -182,7 +188,7 @@ class PageStream:
         """Refuse a server that ignores ``page``, then count the page as read."""
         if page.end:
             return page
-        ids = [row[ID_FIELD] for row in page.conversations]
+        ids = [row[self._id_field] for row in page.conversations]
         self._repeats = self._repeats + 1 if ids == self._last_ids else 0
         if self._repeats >= 2:
             raise OctopushResponseError(
