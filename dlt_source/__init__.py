@@ -1,4 +1,4 @@
-"""dlt source for Octopush conversations: exact, incremental and fast.
+"""dlt source for Octopush conversations and their messages: exact, incremental and fast.
 
 ``octopush_source()`` reads its settings from the ``[sources.octopush]`` section of dlt's config
 and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or takes a ready
@@ -9,7 +9,7 @@ its hook's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,17 +19,22 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.arrow import column_hints, to_table
+from octopush_dlt.backfill import Backfill, SliceSelector
+from octopush_dlt.messages import messages_resource
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
     DEFAULT_LAG_SECONDS,
+    MESSAGES_RESOURCE_NAME,
     PRIMARY_KEY,
     RESOURCE_NAME,
+    SLICE_CONVERSATIONS,
     SOURCE_NAME,
     TABLE_NAME,
 )
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
@@ -38,16 +43,20 @@ from octopush_provider.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_PER_PAGE,
     LOAD_CONCURRENCY,
+    MESSAGES_PATH,
 )
 
-__all__ = ["octopush_source"]
+__all__ = ["RESOURCES", "octopush_source"]
 
 logger = logging.getLogger(__name__)
 
+RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
+
+_COLUMN_HINTS = column_hints(CONVERSATIONS)
 # The newest version wins when moving data puts a conversation twice in one load.
 _HINTS: TTableSchemaColumns = {
-    **COLUMN_HINTS,
-    CURSOR_COLUMN: {**COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
+    **_COLUMN_HINTS,
+    CURSOR_COLUMN: {**_COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
 }
 
 
@@ -75,13 +84,61 @@ def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[
             counts["unchanged"] += 1
 
 
+def _slice(
+    client: OctopushClient,
+    state: dict[str, Any],
+    backfill: Backfill,
+    *,
+    start: datetime | None,
+    size: int,
+) -> Iterator[pa.Table]:
+    """One slice of a first load: the next ``size`` conversations, oldest first."""
+    # Newest-first, every row this slice wants is newer than ``start`` (the start date, or the
+    # end of the slices done, minus the lag): the read stops there, as an incremental one does.
+    guard = ReadGuard(start=start, trust_order=not state.get("ordering_unreliable", False))
+    selector = SliceSelector(after=backfill.done_upto, size=size)
+    stream = client.iter_pages(stop_when=guard.should_stop)
+    for page in stream:
+        selector.offer(guard.keep(page))
+    rows, backfill.complete = selector.take()
+    if rows:
+        backfill.done_upto = rows[-1][CURSOR_COLUMN]
+    backfill.done += len(rows)
+    backfill.known = backfill.done + selector.candidates - len(rows)
+    for start_row in range(0, len(rows), BATCH_ROWS):
+        yield to_table(rows[start_row : start_row + BATCH_ROWS], CONVERSATIONS)
+    if guard.disorder_seen:
+        state["ordering_unreliable"] = True
+    state["backfill"] = backfill.as_state()
+    state["last_read"] = {
+        **stream.report.as_dict(),
+        "new": len(rows),
+        "updated": 0,
+        "unchanged": 0,
+        "slice": True,
+        "load_id": dlt.current.load_package_state()["load_id"],
+    }
+
+
 def _conversations(
     client: OctopushClient,
+    slice_size: int | None,
     last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
-    """Conversations changed since the last run, newest first, as Arrow tables."""
+    """Conversations changed since the last run, newest first, as Arrow tables.
+
+    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`).
+    """
     state = dlt.current.resource_state()
     previous: datetime | None = last_message_at.get_state().get("last_value")
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    backfilling = previous is None if saved is None else not saved["complete"]
+    if slice_size and backfilling:
+        backfill = Backfill.from_state(saved) if saved else Backfill()
+        start = last_message_at.start_value
+        yield from _slice(client, state, backfill, start=start, size=slice_size)
+        return
     guard = ReadGuard(
         start=last_message_at.start_value,
         trust_order=not state.get("ordering_unreliable", False),
@@ -94,14 +151,22 @@ def _conversations(
         rows = guard.keep(batch)
         if rows:
             _classify(rows, previous, counts)
-            yield to_table(rows)
+            yield to_table(rows, CONVERSATIONS)
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
-    state["last_read"] = {**stream.report.as_dict(), **counts}
+    state["last_read"] = {
+        **stream.report.as_dict(),
+        **counts,
+        "load_id": dlt.current.load_package_state()["load_id"],
+    }
 
 
 def conversations_resource(
-    client: OctopushClient, *, start_date: datetime | None, lag: float
+    client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    slice_size: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client, with its incremental cursor."""
     resource = dlt.resource(
@@ -111,7 +176,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client)
+    )(client, slice_size)
     resource.apply_hints(
         incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
     )
@@ -127,6 +192,9 @@ def octopush_source(
     api_key: str | None = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     conversations_path: str = CONVERSATIONS_PATH,
+    messages_path: str = MESSAGES_PATH,
+    resources: Sequence[str] = RESOURCES,
+    slice_conversations: int = SLICE_CONVERSATIONS,
     per_page: int = DEFAULT_PER_PAGE,
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
@@ -134,12 +202,22 @@ def octopush_source(
     allow_insecure_http: bool = False,
     client: Any = None,
 ) -> Any:
-    """Octopush conversations, loaded incrementally on ``last_message_at``.
+    """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
 
-    ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run. Pass ``client`` to reuse a configured :class:`OctopushClient`; the
-    credential and connection settings are then ignored.
+    ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
+    read in the run, so it needs them), or both (the default). ``start_date`` (ISO 8601) limits
+    the first load; ``lag_seconds`` re-reads that much before the cursor on every run. A first
+    load with messages commits every ``slice_conversations`` conversations. Pass ``client`` to
+    reuse a configured :class:`OctopushClient`; the credential and connection settings are then
+    ignored.
     """
+    chosen = _check_resources(resources)
+    if isinstance(slice_conversations, bool) or not (
+        isinstance(slice_conversations, int) and slice_conversations >= 1
+    ):
+        raise OctopushConfigError(
+            f"slice_conversations must be a positive integer, got {slice_conversations!r}"
+        )
     if lag_seconds < 0:
         raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
     try:
@@ -162,6 +240,7 @@ def octopush_source(
             api_key=str(api_key),
             base_url=base_url,
             path=conversations_path,
+            messages_path=messages_path,
             per_page=per_page,
             concurrency=concurrency,
             allow_insecure_http=allow_insecure_http,
@@ -169,4 +248,29 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(client, start_date=start, lag=lag_seconds)
+    with_messages = MESSAGES_RESOURCE_NAME in chosen
+    conversations = conversations_resource(
+        client,
+        start_date=start,
+        lag=lag_seconds,
+        slice_size=slice_conversations if with_messages else None,
+    )
+    if not with_messages:
+        return conversations
+    return [conversations, messages_resource(conversations, client)]
+
+
+def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:
+    """The chosen resources; messages are read for the conversations read, so need them."""
+    chosen = (resources,) if isinstance(resources, str) else tuple(resources)
+    unknown = [name for name in chosen if name not in RESOURCES]
+    if unknown or not chosen:
+        raise OctopushConfigError(
+            f"resources must be some of {', '.join(RESOURCES)}; got {list(chosen)!r}"
+        )
+    if RESOURCE_NAME not in chosen:
+        raise OctopushConfigError(
+            "resources: messages are read for the conversations each run reads, so "
+            f"'{RESOURCE_NAME}' must be loaded with them; got {list(chosen)!r}"
+        )
+    return chosen

@@ -1,9 +1,9 @@
-"""Pages of conversations as Arrow tables with a fixed schema.
+"""API records as Arrow tables with a fixed schema per table.
 
 Handing dlt Arrow tables skips its per-row normalisation, and a fixed schema keeps the column
 types the same whatever the first page happens to contain (an all-null ``agent_assigned_to``, a
-``color`` sent as a string). ``recipient_details`` is flattened the way dlt would name it; fields
-the API adds later are kept as extra columns.
+``color`` sent as a string). The table's nested object is flattened the way dlt would name it;
+fields the API adds later are kept as extra columns.
 """
 
 from __future__ import annotations
@@ -15,29 +15,7 @@ import pyarrow as pa
 from dlt.common.data_types import TDataType
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import Conversation
-
-RECIPIENT_FIELD = "recipient_details"
-RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-SCHEMA = pa.schema(
-    [
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("last_user_channel", pa.string()),
-        pa.field("recipient_details__phone_number", pa.string()),
-        pa.field("recipient_details__name", pa.string()),
-        pa.field("agent_assigned_to", pa.string()),
-        pa.field("from", pa.string()),
-        pa.field("first_message_at", TIMESTAMP),
-        pa.field("last_message_at", TIMESTAMP, nullable=False),
-        pa.field("last_message", pa.string()),
-        pa.field("purpose", pa.string()),
-        pa.field("color", pa.int64()),
-        pa.field("number_of_messages", pa.int64()),
-    ]
-)
+from octopush_dlt.tables import TIMESTAMP, TableSpec
 
 _DLT_TYPES: dict[pa.DataType, TDataType] = {
     pa.string(): "text",
@@ -53,14 +31,10 @@ def _hint(field: pa.Field) -> TColumnSchema:
     return hint
 
 
-# dlt's column hints, read off the schema so that the two never disagree: the types do not
-# depend on the first page seen, even where dlt creates the table before any Arrow arrives.
-COLUMN_HINTS: TTableSchemaColumns = {field.name: _hint(field) for field in SCHEMA}
-
-_KNOWN_KEYS = frozenset(SCHEMA.names) | {RECIPIENT_FIELD}
-_KNOWN_RECIPIENT_PARTS = frozenset(
-    name[len(RECIPIENT_PREFIX) :] for name in SCHEMA.names if name.startswith(RECIPIENT_PREFIX)
-)
+def column_hints(table: TableSpec) -> TTableSchemaColumns:
+    """dlt's column hints, read off the schema so that the two never disagree: the types do not
+    depend on the first page seen, even where dlt creates the table before any Arrow arrives."""
+    return {field.name: _hint(field) for field in table.schema}
 
 
 def _extra_array(values: list[Any]) -> pa.Array:
@@ -71,30 +45,33 @@ def _extra_array(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
 
 
-def to_table(rows: list[Conversation]) -> pa.Table:
-    """Build one table from parsed conversations (timestamps already UTC datetimes).
+def to_table(rows: list[dict[str, Any]], table: TableSpec) -> pa.Table:
+    """Build one Arrow table from parsed records (timestamps already UTC datetimes).
 
     Columns are gathered with one comprehension each: this runs for every row of every load.
     """
-    recipients = [
-        value if isinstance(value := row.get(RECIPIENT_FIELD), dict) else {} for row in rows
-    ]
+    schema, prefix = table.schema, table.nested_prefix
+    nested = [value if isinstance(value := row.get(table.nested), dict) else {} for row in rows]
     columns: dict[str, list[Any]] = {}
-    for name in SCHEMA.names:
-        if name.startswith(RECIPIENT_PREFIX):
-            part = name[len(RECIPIENT_PREFIX) :]
-            columns[name] = [recipient.get(part) for recipient in recipients]
+    for name in schema.names:
+        if name.startswith(prefix):
+            part = name[len(prefix) :]
+            columns[name] = [parts.get(part) for parts in nested]
         else:
             columns[name] = [row.get(name) for row in rows]
-    arrays = [pa.array(columns[field.name], type=field.type) for field in SCHEMA]
-    table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+    arrays = [pa.array(columns[field.name], type=field.type) for field in schema]
+    result = pa.Table.from_arrays(arrays, schema=schema)
+    known_parts = {name[len(prefix) :] for name in schema.names if name.startswith(prefix)}
     extras = {
-        **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
         **{
-            RECIPIENT_PREFIX + part: [recipient.get(part) for recipient in recipients]
-            for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
+            key: [row.get(key) for row in rows]
+            for key in set().union(*rows) - set(schema.names) - {table.nested}
+        },
+        **{
+            prefix + part: [parts.get(part) for parts in nested]
+            for part in set().union(*nested) - known_parts
         },
     }
     for name in sorted(extras):
-        table = table.append_column(name, _extra_array(extras[name]))
-    return table
+        result = result.append_column(name, _extra_array(extras[name]))
+    return result

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from octopush_dlt.arrow import SCHEMA, to_table
+from octopush_dlt.arrow import to_table
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.conversations import parse_conversation, to_utc
 from octopush_provider.exceptions import OctopushResponseError
 
@@ -86,9 +87,12 @@ def test_fields_the_api_adds_later_are_kept_as_columns():
         ),
     ]
 
-    table = to_table(rows)
+    table = to_table(rows, CONVERSATIONS)
 
     assert table.column("recipient_details__email").to_pylist() == ["a@x", None]
     assert table.column("tags").to_pylist() == [["vip"], None]
     assert table.column("score").to_pylist() == ["3", '"high"']  # mixed types: kept as JSON
-    assert table.schema.field("last_message_at").type == SCHEMA.field("last_message_at").type
+    assert (
+        table.schema.field("last_message_at").type
+        == CONVERSATIONS.schema.field("last_message_at").type
+    )

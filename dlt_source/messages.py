@@ -1,0 +1,145 @@
+"""The ``messages`` resource: a transformer reading the messages of every conversation read.
+
+Whatever the ``conversations`` resource yields in a run (new, updated, or re-read inside the
+lag) has its messages read, several conversations at once, and merged on ``message_id`` with the
+conversation's id added. A conversation whose answer cannot be its own (see
+:mod:`octopush_provider.messages`) is kept apart: nothing of it is loaded, it is named in the
+log and the summary, and it is read again at the start of every later run that reads messages,
+until it succeeds. Too many kept apart at once means the endpoint ignores every id: the run
+fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.extract.resource import DltResource
+
+from octopush_dlt.arrow import column_hints, to_table
+from octopush_dlt.settings import (
+    BATCH_ROWS,
+    MESSAGES_RESOURCE_NAME,
+    NAMED_IN_LOG,
+    PRIMARY_KEY,
+)
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES
+from octopush_provider.client import OctopushClient
+from octopush_provider.exceptions import OctopushMismatchError
+from octopush_provider.messages import MessageParent
+
+logger = logging.getLogger(__name__)
+
+# More conversations kept apart than this, and the endpoint is not reading ids at all.
+MAX_KEPT_APART = 100
+_PHONE = CONVERSATIONS.nested_prefix + "phone_number"
+_COUNT = "number_of_messages"
+
+
+@dataclass(kw_only=True)
+class MessagesRead:
+    """Figures of one run's messages read, for the summary."""
+
+    load_id: str  # the run these figures belong to: a run that reads no conversation writes none
+    conversations: int = 0
+    messages: int = 0
+    requests: int = 0
+    kept_apart: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parents(conversations: pa.Table) -> list[MessageParent]:
+    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT]).to_pydict()
+    return [
+        MessageParent(conversation_id=cid, phone_number=phone, number_of_messages=count)
+        for cid, phone, count in zip(
+            columns[PRIMARY_KEY], columns[_PHONE], columns[_COUNT], strict=True
+        )
+    ]
+
+
+def _parent_state(parent: MessageParent) -> dict[str, Any]:
+    return {"phone_number": parent.phone_number, "number_of_messages": parent.number_of_messages}
+
+
+class _Reader:
+    """Reads the messages of the conversations of one run; retries what was kept apart before."""
+
+    def __init__(self, client: OctopushClient) -> None:
+        self._client = client
+        self._figures = MessagesRead(load_id="")
+        self._retried = False
+
+    def __call__(self, conversations: pa.Table) -> Iterator[pa.Table]:
+        load_id = dlt.current.load_package_state()["load_id"]
+        if load_id != self._figures.load_id:  # a new run of the same source object
+            self._figures, self._retried = MessagesRead(load_id=load_id), False
+        state = dlt.current.resource_state()
+        kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
+        parents = _parents(conversations)
+        if not self._retried:
+            self._retried = True
+            fresh = {parent.conversation_id for parent in parents}
+            parents += [
+                MessageParent(conversation_id=cid, **saved)
+                for cid, saved in kept.items()
+                if cid not in fresh
+            ]
+        rows: list[dict[str, Any]] = []
+        for result in self._client.read_messages(parents):
+            cid = result.parent.conversation_id
+            self._figures.conversations += 1
+            self._figures.requests += result.requests
+            if result.error is not None:
+                self._keep_apart(kept, result.parent, result.error)
+                continue
+            kept.pop(cid, None)
+            rows.extend({**message, PRIMARY_KEY: cid} for message in result.messages)
+            if len(rows) >= BATCH_ROWS:
+                yield self._table(rows)
+                rows = []
+        if rows:
+            yield self._table(rows)
+        self._figures.kept_apart = len(kept)
+        state["last_read"] = self._figures.as_dict()
+
+    def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        self._figures.messages += len(rows)
+        return to_table(rows, MESSAGES)
+
+    def _keep_apart(
+        self, kept: dict[str, dict[str, Any]], parent: MessageParent, error: OctopushMismatchError
+    ) -> None:
+        kept[parent.conversation_id] = _parent_state(parent)
+        if len(kept) > MAX_KEPT_APART:
+            raise OctopushMismatchError(
+                f"{len(kept)} conversations got messages that cannot be theirs: the messages "
+                "endpoint seems to ignore every conversation_id; check messages_path. "
+                f"Last: {error}"
+            )
+        if len(kept) <= NAMED_IN_LOG:
+            logger.warning("Octopush messages kept apart, retried next run: %s", error)
+
+
+def messages_resource(conversations: DltResource, client: OctopushClient) -> DltResource:
+    """The ``messages`` transformer of a ``conversations`` resource."""
+    reader = _Reader(client)
+
+    def read(conversations: pa.Table) -> Iterator[pa.Table]:
+        yield from reader(conversations)
+
+    return dlt.transformer(
+        read,
+        data_from=conversations,
+        name=MESSAGES_RESOURCE_NAME,
+        table_name=MESSAGES.name,
+        primary_key=MESSAGES.primary_key,
+        write_disposition="merge",
+        columns=column_hints(MESSAGES),
+    )
