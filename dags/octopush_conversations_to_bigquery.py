@@ -1,11 +1,11 @@
-"""Every hour, load new and changed Octopush conversations into BigQuery.
+"""Every hour, load new and changed Octopush conversations and their messages into BigQuery.
 
 Credentials come from two Airflow connections: ``octopush_default`` for the API and
 ``google_cloud_default`` (a Google Cloud connection with a service-account key in
 ``keyfile_dict`` or ``key_path``, or none to use Application Default Credentials, and the
 ``project``) for the warehouse. Rows land in the ``octopush`` dataset unless
 ``OCTOPUSH_DATASET`` says otherwise, partitioned by day of ``last_message_at``. Trigger a run with
-``{"full_refresh": true}`` to drop the table and cursor and load everything again.
+``{"full_refresh": true}`` to drop the tables and cursor and load everything again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from octopush_provider.operators.octopush import OctopushToDestinationOperator
 
 with DAG(
     dag_id="octopush_conversations_to_bigquery",
-    description="Octopush conversations into BigQuery, incrementally",
+    description="Octopush conversations and messages into BigQuery, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -1,10 +1,10 @@
-"""Every hour, load new and changed Octopush conversations into a local DuckDB file.
+"""Every hour, load new and changed Octopush conversations and their messages into DuckDB.
 
 Credentials come from the ``octopush_default`` Airflow connection. The DuckDB file is dlt's
 ``DESTINATION__DUCKDB__CREDENTIALS`` when set, else
 ``$AIRFLOW_HOME/data/octopush_warehouse.duckdb``; the schema is ``octopush`` unless
 ``OCTOPUSH_DATASET`` says otherwise. Trigger a run with
-``{"full_refresh": true}`` to drop the table and cursor and load everything again.
+``{"full_refresh": true}`` to drop the tables and cursor and load everything again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DUCKDB_PATH = os.environ.get(
 
 with DAG(
     dag_id="octopush_conversations_to_duckdb",
-    description="Octopush conversations into DuckDB, incrementally",
+    description="Octopush conversations and messages into DuckDB, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -1,9 +1,9 @@
-"""Every hour, load new and changed Octopush conversations into Postgres.
+"""Every hour, load new and changed Octopush conversations and their messages into Postgres.
 
 Credentials come from two Airflow connections: ``octopush_default`` for the API and
 ``octopush_postgres`` (a Postgres connection; its schema field is the database) for the
 warehouse. Rows land in the ``octopush`` schema unless ``OCTOPUSH_DATASET`` says otherwise.
-Trigger a run with ``{"full_refresh": true}`` to drop the table and cursor and load everything
+Trigger a run with ``{"full_refresh": true}`` to drop the tables and cursor and load everything
 again.
 """
 
@@ -19,7 +19,7 @@ from octopush_provider.operators.octopush import OctopushToDestinationOperator
 
 with DAG(
     dag_id="octopush_conversations_to_postgres",
-    description="Octopush conversations into Postgres, incrementally",
+    description="Octopush conversations and messages into Postgres, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -231,7 +231,11 @@ class OctopushClient:
         )
         fetch = partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint)
         return PageStream(
-            fetch, stop_when=stop_when, max_pages=max_pages, id_field=MESSAGE_ID_FIELD
+            fetch,
+            stop_when=stop_when,
+            max_pages=max_pages,
+            id_field=MESSAGE_ID_FIELD,
+            log_level=logging.DEBUG,
         )
 
     def read_messages(

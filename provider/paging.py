@@ -77,7 +77,8 @@ class PageStream:
     """Iterates the pages of one read; ``report`` tells how far it got and why it stopped.
 
     ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
-    answers every page with the same rows.
+    answers every page with the same rows; ``log_level`` is that of the line logged at the end
+    (reads of one conversation's messages are too many to log each at INFO).
     """
 
     def __init__(
@@ -88,9 +89,11 @@ class PageStream:
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
         id_field: str = ID_FIELD,
+        log_level: int = logging.INFO,
     ) -> None:
         self._fetch_page = fetch
         self._id_field = id_field
+        self._log_level = log_level
         self._count_lock = threading.Lock()
         self._concurrency = concurrency
         self._stop_when = stop_when
@@ -105,7 +108,8 @@ class PageStream:
             yield from self._read()
         finally:
             self.report.elapsed = time.monotonic() - self.report.started_at
-            logger.info(
+            logger.log(
+                self._log_level,
                 "Octopush read ended (%s): %d pages, %d conversations, %d requests, "
                 "%d retries in %.1fs",
                 self.report.stop_reason,

@@ -19,7 +19,13 @@ import pytest
 from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import POSTGRES, asset_events, restored_pipeline, return_value, run_dag
-from tests.helpers import expected_table, loaded_table
+from tests.helpers import (
+    expected_messages,
+    expected_table,
+    list_requests,
+    loaded_messages,
+    loaded_table,
+)
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -58,6 +64,8 @@ def check_two_runs(
     assert summary["cursor"] == newest_cursor(sandbox)
     pipeline = restored_pipeline(destination, dataset_name=dataset, workdir=workdir / "after-1")
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
+    assert summary["messages"]["disagreeing"] == 0
 
     sandbox.store.add_new(5)
     sandbox.store.bump(3)
@@ -67,14 +75,21 @@ def check_two_runs(
     assert second.state == "success"
     summary = return_value(second)
     assert (summary["new"], summary["updated"], summary["pages"]) == (5, 3, 1)
-    assert [record.page for record in sandbox.requests] == [1]
+    assert [record.page for record in list_requests(sandbox)] == [1]
     assert summary["cursor"] == newest_cursor(sandbox)
     pipeline = restored_pipeline(destination, dataset_name=dataset, workdir=workdir / "after-2")
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
     destination_name = destination.destination_name
-    assert asset_events(second) == [
-        (f"x-dlt://{destination_name}/{dataset}/conversations", summary)
-    ]
+    events = dict(asset_events(second))
+    assert events.keys() == {
+        f"x-dlt://{destination_name}/{dataset}/{table}" for table in ("conversations", "messages")
+    }
+    assert events[f"x-dlt://{destination_name}/{dataset}/conversations"]["new"] == 5
+    assert events[f"x-dlt://{destination_name}/{dataset}/messages"] == {
+        **summary["messages"],
+        "load_id": summary["load_id"],
+    }
 
 
 def test_duckdb_dag_loads_everything_then_only_the_changes(
@@ -171,7 +186,7 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
 
     assert run.state == "success"
     log = "".join(capfd.readouterr())
-    assert "Loading Octopush conversations from connection 'octopush_default'" in log
+    assert "Loading Octopush conversations and messages from connection 'octopush_default'" in log
     assert api_key not in log
     assert api_key not in json.dumps(return_value(run))
     assert api_key not in json.dumps(asset_events(run))
