@@ -34,6 +34,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/load_speed.py
+	$(BIN)/python tests/benchmarks/messages_speed.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.duckdb

@@ -396,6 +396,7 @@ class SandboxServer:
         per_page = min(per_page, self.max_per_page)
         login = handler.headers.get("api-login")
         key = handler.headers.get("api-key")
+        rows: Callable[[], list[Any] | None]
         if target.path == LIST_PATH:
             rows = partial(self._store.page, page, per_page)
             status, fault, send = self._reply(handler, page, rows, login, key)
