@@ -10,6 +10,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from octopush_dlt import octopush_source
 from octopush_dlt.runner import run_load
+from octopush_provider.conversations import to_utc
 from octopush_provider.exceptions import OctopushConfigError, OctopushRequestError
 from octopush_provider.retry import RetryPolicy
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
@@ -234,3 +235,35 @@ def test_the_sandbox_answers_50_messages_a_page_and_ignores_an_unreadable_id(san
     assert own == sandbox.store.messages(row["conversation_id"])[:50]
     assert len(unreadable) == 50
     assert {m["user_identifier"] for m in unreadable} != {row["recipient_details"]["phone_number"]}
+
+
+def test_the_sandbox_messages_agree_with_their_conversations(make_sandbox):
+    store = make_sandbox(conversations=200).store
+    bumped = store.bump(5)
+
+    for row in store.snapshot():
+        messages = store.messages(row["conversation_id"])
+        assert len(messages) == row["number_of_messages"]
+        assert messages[-1]["text"] == row["last_message"]
+        assert to_utc(messages[-1]["created_at"]) == to_utc(row["last_message_at"])
+        assert {m["user_identifier"] for m in messages} == {
+            row["recipient_details"]["phone_number"]
+        }
+    assert all(len(store.messages(cid)) >= 2 for cid in bumped)
+
+
+@pytest.mark.parametrize(("lag_seconds", "lands"), [(0, False), (400 * 86_400, True)])
+def test_delivery_status_changes_land_when_their_conversation_is_inside_the_lag(
+    make_sandbox, make_pipeline, lag_seconds, lands
+):
+    sandbox = make_sandbox(conversations=150)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox, lag_seconds=lag_seconds))
+    delivered = sandbox.store.deliver(4)
+    assert len(delivered) == 4
+
+    run_load(pipeline, sandbox_source(sandbox, lag_seconds=lag_seconds))
+
+    statuses = {mid: message[1] for mid, message in loaded_messages(pipeline).items()}
+    assert all((statuses[mid] == "delivered") == lands for mid in delivered)
+    assert lands == (loaded_messages(pipeline) == expected_messages(sandbox.store))

@@ -193,3 +193,20 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
     # The task registered the connection's password with Airflow's secrets masker, so a log
     # line that ever carried the key would show *** instead.
     assert redact(f"api-key: {api_key}") == "api-key: ***"
+
+
+@pytest.mark.parametrize(
+    ("resources", "tables"),
+    [(None, ["conversations", "messages"]), (["conversations"], ["conversations"])],
+)
+def test_the_operator_updates_one_asset_per_table_it_loads(resources, tables) -> None:
+    from octopush_provider.operators.octopush import (  # noqa: PLC0415
+        OctopushToDestinationOperator,
+    )
+
+    options = {} if resources is None else {"resources": resources}
+    operator = OctopushToDestinationOperator(task_id="load", destination="duckdb", **options)
+
+    assert [outlet.uri for outlet in operator.outlets] == [
+        f"x-dlt://duckdb/octopush/{table}" for table in tables
+    ]
