@@ -210,7 +210,12 @@ def deployment(
 
 
 def run_state(airflow: Deployment, run_id: str) -> str | None:
-    state: str = airflow.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
+    """The run's final state, or None while it runs (or while a busy API server is slow)."""
+    try:
+        response = airflow.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+    except requests.Timeout:
+        return None
+    state: str = response.json()["state"]
     return state if state in ("success", "failed") else None
 
 
