@@ -152,6 +152,10 @@ def _conversations(
         if rows:
             _classify(rows, previous, counts)
             yield to_table(rows, CONVERSATIONS)
+    # A last, empty batch runs the messages transformer even when dlt's incremental filtered
+    # every row out, so that it retries what it kept apart before. (Its filter drops empty
+    # tables but passes an empty list on.)
+    yield []
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     state["last_read"] = {

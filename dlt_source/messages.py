@@ -54,7 +54,9 @@ class MessagesRead:
         return asdict(self)
 
 
-def _parents(conversations: pa.Table) -> list[MessageParent]:
+def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
+    if not isinstance(conversations, pa.Table):  # the empty batch of a run with nothing new
+        return []
     columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT]).to_pydict()
     return [
         MessageParent(conversation_id=cid, phone_number=phone, number_of_messages=count)
@@ -76,7 +78,7 @@ class _Reader:
         self._figures = MessagesRead(load_id="")
         self._retried = False
 
-    def __call__(self, conversations: pa.Table) -> Iterator[pa.Table]:
+    def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
         if load_id != self._figures.load_id:  # a new run of the same source object
             self._figures, self._retried = MessagesRead(load_id=load_id), False
@@ -131,7 +133,7 @@ def messages_resource(conversations: DltResource, client: OctopushClient) -> Dlt
     """The ``messages`` transformer of a ``conversations`` resource."""
     reader = _Reader(client)
 
-    def read(conversations: pa.Table) -> Iterator[pa.Table]:
+    def read(conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         yield from reader(conversations)
 
     return dlt.transformer(
