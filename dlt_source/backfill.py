@@ -61,6 +61,7 @@ class SliceSelector:
         self._after = after
         self._size = size
         self._heap: list[tuple[float, int, Conversation]] = []
+        self._held: dict[str, datetime] = {}  # id -> instant of the newest version held
         self._order = count()
         self.candidates = 0
 
@@ -70,13 +71,20 @@ class SliceSelector:
             moment: datetime = row[CURSOR_COLUMN]
             if self._after is not None and moment <= self._after:
                 continue
+            if self._held.get(row[PRIMARY_KEY]) == moment:
+                continue  # the same version again: a read that went over pages twice
             self.candidates += 1
             item = (-moment.timestamp(), next(self._order), row)
             # One row more than a slice: the first left out tells where the slice must end.
             if len(self._heap) <= self._size:
                 heapq.heappush(self._heap, item)
             elif item[0] > self._heap[0][0]:
-                heapq.heapreplace(self._heap, item)
+                *_, dropped = heapq.heapreplace(self._heap, item)
+                if self._held.get(dropped[PRIMARY_KEY]) == dropped[CURSOR_COLUMN]:
+                    del self._held[dropped[PRIMARY_KEY]]
+            else:
+                continue
+            self._held[row[PRIMARY_KEY]] = moment
 
     def take(self) -> tuple[list[Conversation], bool]:
         """The slice, oldest first, and whether it is the last one."""

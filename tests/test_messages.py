@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import requests
@@ -179,17 +180,21 @@ def test_a_killed_first_load_redoes_at_most_one_slice(make_sandbox, make_pipelin
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
 
-def test_a_first_load_in_slices_is_exact_while_the_data_moves(make_sandbox, make_pipeline):
+def test_a_first_load_in_slices_is_exact_while_the_data_moves(make_sandbox, make_pipeline, caplog):
     sandbox = make_sandbox(conversations=900)
     for n in range(5, 1500, 40):
         sandbox.before_request(n, lambda store: (store.add_new(1), store.bump(2)))
     pipeline = make_pipeline()
 
-    first = run_load(pipeline, sandbox_source(sandbox, slice_conversations=250, lag_seconds=0))
+    with caplog.at_level(logging.INFO, logger="octopush_dlt.runner"):
+        first = run_load(pipeline, sandbox_source(sandbox, slice_conversations=250, lag_seconds=0))
     sandbox.clear_requests()
     run_load(pipeline, sandbox_source(sandbox, slice_conversations=250, lag_seconds=0))
 
     assert first.slices >= 4
+    progress = re.search(r"slice 1 committed: (\d+) of (\d+) conversations known done", caplog.text)
+    assert progress is not None
+    assert int(progress[1]) == 250 and int(progress[2]) >= 900
     assert loaded_messages(pipeline) == expected_messages(sandbox.store)
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
