@@ -38,6 +38,7 @@ from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.page import StopReason
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -91,15 +92,24 @@ def _slice(
     *,
     start: datetime | None,
     size: int,
+    max_pages: int | None,
 ) -> Iterator[pa.Table]:
     """One slice of a first load: the next ``size`` conversations, oldest first."""
     # Newest-first, every row this slice wants is newer than ``start`` (the start date, or the
     # end of the slices done, minus the lag): the read stops there, as an incremental one does.
     guard = ReadGuard(start=start, trust_order=not state.get("ordering_unreliable", False))
     selector = SliceSelector(after=backfill.done_upto, size=size)
-    stream = client.iter_pages(stop_when=guard.should_stop)
+    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for page in stream:
         selector.offer(guard.keep(page))
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        # The oldest conversations are on the pages not read: a slice taken without them would
+        # skip them for good.
+        raise OctopushConfigError(
+            f"max_pages={stream.report.pages} stopped a slice of the first load before the end "
+            "of the list, where its oldest conversations are: raise or unset max_pages for the "
+            "first load"
+        )
     rows, backfill.complete = selector.take()
     if rows:
         backfill.done_upto = rows[-1][CURSOR_COLUMN]
@@ -123,6 +133,7 @@ def _slice(
 def _conversations(
     client: OctopushClient,
     slice_size: int | None,
+    max_pages: int | None,
     last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
@@ -137,7 +148,9 @@ def _conversations(
     if slice_size and backfilling:
         backfill = Backfill.from_state(saved) if saved else Backfill()
         start = last_message_at.start_value
-        yield from _slice(client, state, backfill, start=start, size=slice_size)
+        yield from _slice(
+            client, state, backfill, start=start, size=slice_size, max_pages=max_pages
+        )
         return
     guard = ReadGuard(
         start=last_message_at.start_value,
@@ -146,7 +159,7 @@ def _conversations(
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     counts = {"new": 0, "updated": 0, "unchanged": 0}
-    stream = client.iter_pages(stop_when=guard.should_stop)
+    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
@@ -158,6 +171,14 @@ def _conversations(
     yield []
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        # The pages past the cap were not read: a cursor moved past them would skip them for
+        # good. Keep it where it was, so that a run without the cap reads them.
+        last_message_at.get_state()["last_value"] = previous
+        logger.warning(
+            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+            previous.isoformat() if previous else "its start",
+        )
     state["last_read"] = {
         **stream.report.as_dict(),
         **counts,
@@ -171,6 +192,7 @@ def conversations_resource(
     start_date: datetime | None,
     lag: float,
     slice_size: int | None = None,
+    max_pages: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client, with its incremental cursor."""
     resource = dlt.resource(
@@ -180,7 +202,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client, slice_size)
+    )(client, slice_size, max_pages)
     resource.apply_hints(
         incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
     )
@@ -204,6 +226,7 @@ def octopush_source(
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     allow_insecure_http: bool = False,
+    max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
@@ -211,9 +234,10 @@ def octopush_source(
     ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
     read in the run, so it needs them), or both (the default). ``start_date`` (ISO 8601) limits
     the first load; ``lag_seconds`` re-reads that much before the cursor on every run. A first
-    load with messages commits every ``slice_conversations`` conversations. Pass ``client`` to
-    reuse a configured :class:`OctopushClient`; the credential and connection settings are then
-    ignored.
+    load with messages commits every ``slice_conversations`` conversations. ``max_pages`` caps
+    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
+    where it was; it may not cut a slice short). Pass ``client`` to reuse a configured
+    :class:`OctopushClient`; the credential and connection settings are then ignored.
     """
     chosen = _check_resources(resources)
     if isinstance(slice_conversations, bool) or not (
@@ -224,6 +248,10 @@ def octopush_source(
         )
     if lag_seconds < 0:
         raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    if max_pages is not None and (
+        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+    ):
+        raise OctopushConfigError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
     try:
         start = to_utc(start_date) if start_date else None
     except ValueError as error:
@@ -258,6 +286,7 @@ def octopush_source(
         start_date=start,
         lag=lag_seconds,
         slice_size=slice_conversations if with_messages else None,
+        max_pages=max_pages,
     )
     if not with_messages:
         return conversations
