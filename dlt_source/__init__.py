@@ -85,6 +85,19 @@ def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[
             counts["unchanged"] += 1
 
 
+def _keep_cursor(
+    last_message_at: dlt.sources.incremental[datetime], previous: datetime | None
+) -> None:
+    """After a read capped by ``max_pages``: the pages past the cap were not read, and a cursor
+    moved past them would skip them for good. Keep it where it was, so a run without the cap
+    reads them."""
+    last_message_at.get_state()["last_value"] = previous
+    logger.warning(
+        "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+        previous.isoformat() if previous else "its start",
+    )
+
+
 def _slice(
     client: OctopushClient,
     state: dict[str, Any],
@@ -93,32 +106,32 @@ def _slice(
     start: datetime | None,
     size: int,
     max_pages: int | None,
+    last_message_at: dlt.sources.incremental[datetime],
 ) -> Iterator[pa.Table]:
     """One slice of a first load: the next ``size`` conversations, oldest first."""
     # Newest-first, every row this slice wants is newer than ``start`` (the start date, or the
     # end of the slices done, minus the lag): the read stops there, as an incremental one does.
+    previous: datetime | None = last_message_at.get_state().get("last_value")
     guard = ReadGuard(start=start, trust_order=not state.get("ordering_unreliable", False))
     selector = SliceSelector(after=backfill.done_upto, size=size)
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for page in stream:
         selector.offer(guard.keep(page))
-    if stream.report.stop_reason is StopReason.MAX_PAGES:
-        # The oldest conversations are on the pages not read: a slice taken without them would
-        # skip them for good.
-        raise OctopushConfigError(
-            f"max_pages={stream.report.pages} stopped a slice of the first load before the end "
-            "of the list, where its oldest conversations are: raise or unset max_pages for the "
-            "first load"
-        )
-    rows, backfill.complete = selector.take()
-    if rows:
-        backfill.done_upto = rows[-1][CURSOR_COLUMN]
-    backfill.done += len(rows)
-    backfill.known = backfill.done + selector.candidates - len(rows)
+    rows, complete = selector.take()
+    # A read capped by max_pages did not reach the oldest conversations, on the pages past the
+    # cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
+    capped = stream.report.stop_reason is StopReason.MAX_PAGES
+    if not capped:
+        backfill.complete = complete
+        backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
+        backfill.done += len(rows)
+        backfill.known = backfill.done + selector.candidates - len(rows)
     for start_row in range(0, len(rows), BATCH_ROWS):
         yield to_table(rows[start_row : start_row + BATCH_ROWS], CONVERSATIONS)
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
+    if capped:
+        _keep_cursor(last_message_at, previous)
     state["backfill"] = backfill.as_state()
     state["last_read"] = {
         **stream.report.as_dict(),
@@ -149,7 +162,13 @@ def _conversations(
         backfill = Backfill.from_state(saved) if saved else Backfill()
         start = last_message_at.start_value
         yield from _slice(
-            client, state, backfill, start=start, size=slice_size, max_pages=max_pages
+            client,
+            state,
+            backfill,
+            start=start,
+            size=slice_size,
+            max_pages=max_pages,
+            last_message_at=last_message_at,
         )
         return
     guard = ReadGuard(
@@ -172,13 +191,7 @@ def _conversations(
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     if stream.report.stop_reason is StopReason.MAX_PAGES:
-        # The pages past the cap were not read: a cursor moved past them would skip them for
-        # good. Keep it where it was, so that a run without the cap reads them.
-        last_message_at.get_state()["last_value"] = previous
-        logger.warning(
-            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
-            previous.isoformat() if previous else "its start",
-        )
+        _keep_cursor(last_message_at, previous)
     state["last_read"] = {
         **stream.report.as_dict(),
         **counts,
@@ -236,7 +249,7 @@ def octopush_source(
     the first load; ``lag_seconds`` re-reads that much before the cursor on every run. A first
     load with messages commits every ``slice_conversations`` conversations. ``max_pages`` caps
     the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
-    where it was; it may not cut a slice short). Pass ``client`` to reuse a configured
+    where it was, and a capped slice of a first load does not move the backfill). Pass ``client`` to reuse a configured
     :class:`OctopushClient`; the credential and connection settings are then ignored.
     """
     chosen = _check_resources(resources)

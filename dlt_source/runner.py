@@ -185,7 +185,8 @@ def run_load(
         if message_read.get("load_id") == read.get("load_id"):
             message_reads.append(message_read)
         backfill = state.get("backfill")
-        if not read.get("slice") or backfill is None or backfill["complete"]:
+        capped = read.get("stop_reason") == "max_pages"  # the next slice would read the same
+        if not read.get("slice") or capped or backfill is None or backfill["complete"]:
             break
         _slice_progress(backfill, slices, started)
     else:
