@@ -249,8 +249,9 @@ def octopush_source(
     the first load; ``lag_seconds`` re-reads that much before the cursor on every run. A first
     load with messages commits every ``slice_conversations`` conversations. ``max_pages`` caps
     the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
-    where it was, and a capped slice of a first load does not move the backfill). Pass ``client`` to reuse a configured
-    :class:`OctopushClient`; the credential and connection settings are then ignored.
+    where it was, and a capped slice of a first load does not move the backfill). Pass
+    ``client`` to reuse a configured :class:`OctopushClient`; the credential and connection
+    settings are then ignored.
     """
     chosen = _check_resources(resources)
     if isinstance(slice_conversations, bool) or not (
