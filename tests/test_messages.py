@@ -274,3 +274,16 @@ def test_delivery_status_changes_land_when_their_conversation_is_inside_the_lag(
     statuses = {mid: message[1] for mid, message in loaded_messages(pipeline).items()}
     assert all((statuses[mid] == "delivered") == lands for mid in delivered)
     assert lands == (loaded_messages(pipeline) == expected_messages(sandbox.store))
+
+
+def test_a_first_load_capped_by_max_pages_is_finished_by_the_next_run(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=420)
+    pipeline = make_pipeline()
+
+    capped = run_load(pipeline, sandbox_source(sandbox, max_pages=2, slice_conversations=150))
+    full = run_load(pipeline, sandbox_source(sandbox, slice_conversations=150))
+
+    assert (capped.stop_reason, capped.slices) == ("max_pages", 1)
+    assert full.slices == 3
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
