@@ -9,8 +9,9 @@ its hook's.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -19,13 +20,15 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import column_hints, to_table
+from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.backfill import Backfill, SliceSelector
+from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
+    DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
     MESSAGES_RESOURCE_NAME,
     PRIMARY_KEY,
@@ -39,6 +42,7 @@ from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import StopReason
+from octopush_provider.paging import PageStream
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -73,130 +77,107 @@ def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]
         yield batch
 
 
-def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[str, int]) -> None:
-    """Count rows as new, updated, or unchanged (re-read inside the lag window)."""
-    for row in rows:
-        first = row["first_message_at"]
-        if previous is None or (first is not None and first > previous):
-            counts["new"] += 1
-        elif row[CURSOR_COLUMN] > previous:
-            counts["updated"] += 1
-        else:
-            counts["unchanged"] += 1
-
-
-def _keep_cursor(
-    last_message_at: dlt.sources.incremental[datetime], previous: datetime | None
-) -> None:
-    """After a read capped by ``max_pages``: the pages past the cap were not read, and a cursor
-    moved past them would skip them for good. Keep it where it was, so a run without the cap
-    reads them."""
-    last_message_at.get_state()["last_value"] = previous
-    logger.warning(
-        "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
-        previous.isoformat() if previous else "its start",
-    )
-
-
-def _slice(
-    client: OctopushClient,
-    state: dict[str, Any],
-    backfill: Backfill,
-    *,
-    start: datetime | None,
-    size: int,
-    max_pages: int | None,
-    last_message_at: dlt.sources.incremental[datetime],
-) -> Iterator[pa.Table]:
-    """One slice of a first load: the next ``size`` conversations, oldest first."""
-    # Newest-first, every row this slice wants is newer than ``start`` (the start date, or the
-    # end of the slices done, minus the lag): the read stops there, as an incremental one does.
-    previous: datetime | None = last_message_at.get_state().get("last_value")
-    guard = ReadGuard(start=start, trust_order=not state.get("ordering_unreliable", False))
-    selector = SliceSelector(after=backfill.done_upto, size=size)
-    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
-    for page in stream:
-        selector.offer(guard.keep(page))
-    rows, complete = selector.take()
-    # A read capped by max_pages did not reach the oldest conversations, on the pages past the
-    # cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
-    capped = stream.report.stop_reason is StopReason.MAX_PAGES
-    if not capped:
-        backfill.complete = complete
-        backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
-        backfill.done += len(rows)
-        backfill.known = backfill.done + selector.candidates - len(rows)
-    for start_row in range(0, len(rows), BATCH_ROWS):
-        yield to_table(rows[start_row : start_row + BATCH_ROWS], CONVERSATIONS)
-    if guard.disorder_seen:
-        state["ordering_unreliable"] = True
-    if capped:
-        _keep_cursor(last_message_at, previous)
-    state["backfill"] = backfill.as_state()
-    state["last_read"] = {
-        **stream.report.as_dict(),
-        "new": len(rows),
-        "updated": 0,
-        "unchanged": 0,
-        "slice": True,
-        "load_id": dlt.current.load_package_state()["load_id"],
-    }
-
-
 def _conversations(
     client: OctopushClient,
-    slice_size: int | None,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    clock_skew: float,
     max_pages: int | None,
-    last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
+    slice_size: int | None,
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
     With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`).
     """
     state = dlt.current.resource_state()
-    previous: datetime | None = last_message_at.get_state().get("last_value")
-    saved = state.get("backfill")
-    # A backfill starts with the very first load and goes on until its last slice is done.
-    backfilling = previous is None if saved is None else not saved["complete"]
-    if slice_size and backfilling:
-        backfill = Backfill.from_state(saved) if saved else Backfill()
-        start = last_message_at.start_value
-        yield from _slice(
-            client,
-            state,
-            backfill,
-            start=start,
-            size=slice_size,
-            max_pages=max_pages,
-            last_message_at=last_message_at,
+    horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
+    previous = stored_cursor(state)
+    if previous is not None and previous > horizon:
+        logger.warning(
+            "The stored cursor %s is in the future (left by an earlier version): reading every "
+            "page once to recover",
+            previous.isoformat(),
         )
-        return
+        previous = start_date = None
     guard = ReadGuard(
-        start=last_message_at.start_value,
+        start=previous - timedelta(seconds=lag) if previous is not None else start_date,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
+    # Every conversation of a slice is new to the table, wherever the cursor stands.
+    tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
+    coerced: Counter[str] = Counter()
+    table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
+    extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
-    for batch in _batches(stream):
-        rows = guard.keep(batch)
-        if rows:
-            _classify(rows, previous, counts)
-            yield to_table(rows, CONVERSATIONS)
-    # A last, empty batch runs the messages transformer even when dlt's incremental filtered
-    # every row out, so that it retries what it kept apart before. (Its filter drops empty
-    # tables but passes an empty list on.)
+    if slicing and slice_size:
+        backfill = Backfill.from_state(saved) if saved else Backfill()
+        rows = _slice(stream, guard, backfill, size=slice_size)
+        tally.add(rows)
+        for start_row in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start_row : start_row + BATCH_ROWS]
+            yield to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+        state["backfill"] = backfill.as_state()
+    else:
+        for batch in _batches(stream):
+            rows = guard.keep(batch)
+            if rows:
+                tally.add(rows)
+                yield to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+    # A last, empty batch runs the messages transformer even when every row was filtered out,
+    # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
     yield []
+    for field, count in sorted(coerced.items()):
+        logger.warning(
+            "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
+            count,
+            field,
+        )
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     if stream.report.stop_reason is StopReason.MAX_PAGES:
-        _keep_cursor(last_message_at, previous)
+        # The pages past the cap were not read: a cursor moved past them would skip them for
+        # good. Keep it where it was, so that a run without the cap reads them.
+        logger.warning(
+            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+            previous.isoformat() if previous else "its start",
+        )
+    else:
+        store_cursor(state, tally.cursor)
     state["last_read"] = {
         **stream.report.as_dict(),
-        **counts,
+        **tally.finish(),
+        "slice": slicing,
         "load_id": dlt.current.load_package_state()["load_id"],
     }
+
+
+def _slice(
+    stream: PageStream, guard: ReadGuard, backfill: Backfill, *, size: int
+) -> list[Conversation]:
+    """The conversations of one slice of a first load: the next ``size``, oldest first.
+
+    Newest-first, every row a slice wants is newer than the guard's start (the start date, or
+    the end of the slices done minus the lag): the read stops there, as an incremental one does.
+    A read capped by ``max_pages`` did not reach the oldest conversations, on the pages past the
+    cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
+    """
+    selector = SliceSelector(after=backfill.done_upto, size=size)
+    for page in stream:
+        selector.offer(guard.keep(page))
+    rows, complete = selector.take()
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        return rows
+    backfill.complete = complete
+    backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
+    backfill.done += len(rows)
+    backfill.known = backfill.done + selector.candidates - len(rows)
+    return rows
 
 
 def conversations_resource(
@@ -204,10 +185,11 @@ def conversations_resource(
     *,
     start_date: datetime | None,
     lag: float,
-    slice_size: int | None = None,
+    clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
+    slice_size: int | None = None,
 ) -> DltResource:
-    """The ``conversations`` resource bound to a client, with its incremental cursor."""
+    """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
     resource = dlt.resource(
         _conversations,
         name=RESOURCE_NAME,
@@ -215,9 +197,13 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client, slice_size, max_pages)
-    resource.apply_hints(
-        incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
+    )(
+        client,
+        start_date=start_date,
+        lag=lag,
+        clock_skew=clock_skew,
+        max_pages=max_pages,
+        slice_size=slice_size,
     )
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
@@ -238,6 +224,7 @@ def octopush_source(
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
+    clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
     max_pages: int | None = None,
     client: Any = None,
@@ -245,13 +232,14 @@ def octopush_source(
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
 
     ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
-    read in the run, so it needs them), or both (the default). ``start_date`` (ISO 8601) limits
-    the first load; ``lag_seconds`` re-reads that much before the cursor on every run. A first
-    load with messages commits every ``slice_conversations`` conversations. ``max_pages`` caps
-    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
-    where it was, and a capped slice of a first load does not move the backfill). Pass
-    ``client`` to reuse a configured :class:`OctopushClient`; the credential and connection
-    settings are then ignored.
+    read in the run, so it needs them), or both (the default). A first load with messages
+    commits every ``slice_conversations`` conversations. ``start_date`` (ISO 8601) limits the
+    first load; ``lag_seconds`` re-reads that much before the cursor on every run; a
+    ``last_message_at`` more than ``clock_skew_seconds`` after the start of the run is in the
+    future: loaded, but it never moves the cursor. ``max_pages`` caps the pages one run reads (a
+    safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
+    first load, where they were). Pass ``client`` to reuse a configured
+    :class:`OctopushClient`; the credential and connection settings are then ignored.
     """
     chosen = _check_resources(resources)
     if isinstance(slice_conversations, bool) or not (
@@ -260,8 +248,9 @@ def octopush_source(
         raise OctopushConfigError(
             f"slice_conversations must be a positive integer, got {slice_conversations!r}"
         )
-    if lag_seconds < 0:
-        raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
+        if seconds < 0:
+            raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
     if max_pages is not None and (
         isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
     ):
@@ -299,8 +288,9 @@ def octopush_source(
         client,
         start_date=start,
         lag=lag_seconds,
-        slice_size=slice_conversations if with_messages else None,
+        clock_skew=clock_skew_seconds,
         max_pages=max_pages,
+        slice_size=slice_conversations if with_messages else None,
     )
     if not with_messages:
         return conversations

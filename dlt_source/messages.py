@@ -20,7 +20,7 @@ import dlt
 import pyarrow as pa
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import column_hints, to_table
+from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.settings import (
     BATCH_ROWS,
     MESSAGES_RESOURCE_NAME,
@@ -77,11 +77,15 @@ class _Reader:
         self._client = client
         self._figures = MessagesRead(load_id="")
         self._retried = False
+        self._extra_types = ExtraTypes()
 
     def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
         if load_id != self._figures.load_id:  # a new run of the same source object
             self._figures, self._retried = MessagesRead(load_id=load_id), False
+            # Extra fields keep the type they took first: in the destination, or in this run.
+            table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
+            self._extra_types = ExtraTypes(table.get("columns"))
         state = dlt.current.resource_state()
         kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
         parents = _parents(conversations)
@@ -113,7 +117,7 @@ class _Reader:
 
     def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
         self._figures.messages += len(rows)
-        return to_table(rows, MESSAGES)
+        return to_table(rows, MESSAGES, extra_types=self._extra_types)
 
     def _keep_apart(
         self, kept: dict[str, dict[str, Any]], parent: MessageParent, error: OctopushMismatchError

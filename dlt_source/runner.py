@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import dlt
@@ -18,8 +17,8 @@ from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
+from octopush_dlt.cursor import stored_cursor
 from octopush_dlt.settings import (
-    CURSOR_COLUMN,
     MAX_SLICES,
     MESSAGES_RESOURCE_NAME,
     MESSAGES_TABLE_NAME,
@@ -33,7 +32,16 @@ from octopush_provider.exceptions import OctopushError
 
 logger = logging.getLogger(__name__)
 
-_SUMMED = ("new", "updated", "unchanged", "pages", "requests", "retries", "elapsed_seconds")
+_SUMMED = (
+    "new",
+    "updated",
+    "unchanged",
+    "future",
+    "pages",
+    "requests",
+    "retries",
+    "elapsed_seconds",
+)
 _MESSAGES_SUMMED = ("conversations", "messages", "requests")
 
 
@@ -70,6 +78,7 @@ class LoadSummary:
     new: int
     updated: int
     unchanged: int
+    future: int
     pages: int
     requests: int
     retries: int
@@ -83,8 +92,8 @@ class LoadSummary:
 
     @property
     def conversations_loaded(self) -> int:
-        """Rows handed to the destination (a re-read after the data moved counts twice)."""
-        return self.new + self.updated + self.unchanged
+        """Distinct conversations loaded (a row read twice as the data moved counts once)."""
+        return self.new + self.updated + self.unchanged + self.future
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"conversations_loaded": self.conversations_loaded}
@@ -94,7 +103,12 @@ class LoadSummary:
         lines = [
             f"loaded {self.conversations_loaded} conversations into "
             f"{self.destination}:{self.dataset_name}.{self.table} (load id {self.load_id})",
-            f"  new {self.new}, updated {self.updated}, re-read unchanged {self.unchanged}",
+            f"  new {self.new}, updated {self.updated}, re-read unchanged {self.unchanged}"
+            + (
+                f", {self.future} with a last_message_at in the future (not the cursor)"
+                if self.future
+                else ""
+            ),
             f"  read {self.pages} pages with {self.requests} requests ({self.retries} retries) "
             f"in {self.read_seconds:.1f}s; stopped: {self.stop_reason}"
             + ("; re-read in order after the data moved" if self.reread else ""),
@@ -195,7 +209,7 @@ def run_load(
             "than it loads; raise slice_conversations"
         )
     last = reads[-1]
-    cursor: datetime | None = state.get("incremental", {}).get(CURSOR_COLUMN, {}).get("last_value")
+    cursor = stored_cursor(state)
     messages = None
     if MESSAGES_RESOURCE_NAME in source.selected_resources:
         figures = _sum(message_reads, _MESSAGES_SUMMED)
@@ -218,6 +232,7 @@ def run_load(
         new=totals["new"],
         updated=totals["updated"],
         unchanged=totals["unchanged"],
+        future=totals["future"],
         pages=totals["pages"],
         requests=totals["requests"],
         retries=totals["retries"],

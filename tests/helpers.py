@@ -58,6 +58,11 @@ def sandbox_source(sandbox: SandboxServer, **options: Any) -> DltSource:
     return source
 
 
+def conversations_source(sandbox: SandboxServer, **options: Any) -> DltSource:
+    """:func:`sandbox_source` loading only the conversations table, for the tests that pin it."""
+    return sandbox_source(sandbox, resources=["conversations"], **options)
+
+
 def list_requests(sandbox: SandboxServer) -> list[RequestRecord]:
     """The requests the sandbox received for the conversations list."""
     return [record for record in sandbox.requests if record.path.startswith(LIST_PATH)]

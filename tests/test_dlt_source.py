@@ -12,14 +12,10 @@ from octopush_dlt import octopush_source
 from octopush_dlt.runner import run_load
 from octopush_provider.exceptions import OctopushAuthError, OctopushServerError
 from octopush_provider.retry import RetryPolicy
-from tests.helpers import expected_table, loaded_table, read_report, sandbox_source
+from tests.helpers import conversations_source, expected_table, loaded_table, read_report
 
 # These tests pin the conversations table; tests/test_messages.py loads both.
 CONVERSATIONS_ONLY = ["conversations"]
-
-
-def conversations_source(sandbox, **options):
-    return sandbox_source(sandbox, resources=CONVERSATIONS_ONLY, **options)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -276,18 +272,18 @@ def test_a_run_capped_by_max_pages_keeps_the_cursor_so_the_next_run_loses_nothin
 ):
     sandbox = make_sandbox(conversations=1000)
     pipeline = make_pipeline()
-    first = run_load(pipeline, sandbox_source(sandbox))
+    first = run_load(pipeline, conversations_source(sandbox))
     sandbox.store.add_new(450)  # more than the cap lets a run read
 
     with caplog.at_level(logging.WARNING):
-        capped = run_load(pipeline, sandbox_source(sandbox, max_pages=2))
+        capped = run_load(pipeline, conversations_source(sandbox, max_pages=2))
 
     assert (capped.stop_reason, capped.pages) == ("max_pages", 2)
     assert "stopped at max_pages=2" in caplog.text
     assert "the cursor stays at" in caplog.text
     assert len(loaded_table(pipeline)) == 1200
     assert capped.cursor == first.cursor
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert summary.stop_reason == "caught_up"
 
@@ -296,6 +292,6 @@ def test_max_pages_comes_from_dlt_config(make_sandbox, make_pipeline, monkeypatc
     sandbox = make_sandbox(conversations=1000)
     monkeypatch.setenv("SOURCES__OCTOPUSH__MAX_PAGES", "3")
 
-    summary = run_load(make_pipeline(), sandbox_source(sandbox))
+    summary = run_load(make_pipeline(), conversations_source(sandbox))
 
     assert (summary.stop_reason, summary.pages, summary.new) == ("max_pages", 3, 300)
