@@ -294,7 +294,7 @@ def octopush_source(
     )
     if not with_messages:
         return conversations
-    return [conversations, messages_resource(conversations, client)]
+    return [conversations, messages_resource(conversations, client, lag=lag_seconds)]
 
 
 def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from dlt.extract.resource import DltResource
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.settings import (
     BATCH_ROWS,
+    CURSOR_COLUMN,
     MESSAGES_RESOURCE_NAME,
     NAMED_IN_LOG,
     PRIMARY_KEY,
@@ -57,13 +58,47 @@ class MessagesRead:
 def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
     if not isinstance(conversations, pa.Table):  # the empty batch of a run with nothing new
         return []
-    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT]).to_pydict()
+    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT, CURSOR_COLUMN]).to_pydict()
     return [
-        MessageParent(conversation_id=cid, phone_number=phone, number_of_messages=count)
-        for cid, phone, count in zip(
-            columns[PRIMARY_KEY], columns[_PHONE], columns[_COUNT], strict=True
+        MessageParent(
+            conversation_id=cid, phone_number=phone, number_of_messages=count, last_message_at=at
+        )
+        for cid, phone, count, at in zip(
+            columns[PRIMARY_KEY],
+            columns[_PHONE],
+            columns[_COUNT],
+            columns[CURSOR_COLUMN],
+            strict=True,
         )
     ]
+
+
+class _Newest:
+    """The conversations read at the newest ``last_message_at`` so far, with their counts.
+
+    The conversations resource reads again the conversations at its cursor's instant (another
+    one may have arrived in the same second). With no lag, the messages of those whose count
+    did not change are not read again: a run with nothing new sends no message request.
+    """
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state.setdefault("newest_read", {"at": None, "counts": {}})
+
+    def unchanged(self, parent: MessageParent) -> bool:
+        at, counts = self._state["at"], self._state["counts"]
+        return (
+            at is not None
+            and parent.last_message_at == at
+            and counts.get(parent.conversation_id) == parent.number_of_messages
+        )
+
+    def note(self, parent: MessageParent) -> None:
+        at = parent.last_message_at
+        if at is None or (self._state["at"] is not None and at < self._state["at"]):
+            return
+        if at != self._state["at"]:
+            self._state["at"], self._state["counts"] = at, {}
+        self._state["counts"][parent.conversation_id] = parent.number_of_messages
 
 
 def _parent_state(parent: MessageParent) -> dict[str, Any]:
@@ -73,8 +108,9 @@ def _parent_state(parent: MessageParent) -> dict[str, Any]:
 class _Reader:
     """Reads the messages of the conversations of one run; retries what was kept apart before."""
 
-    def __init__(self, client: OctopushClient) -> None:
+    def __init__(self, client: OctopushClient, *, reread_unchanged: bool) -> None:
         self._client = client
+        self._reread_unchanged = reread_unchanged
         self._figures = MessagesRead(load_id="")
         self._retried = False
         self._extra_types = ExtraTypes()
@@ -88,7 +124,10 @@ class _Reader:
             self._extra_types = ExtraTypes(table.get("columns"))
         state = dlt.current.resource_state()
         kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
+        newest = _Newest(state)
         parents = _parents(conversations)
+        if not self._reread_unchanged:
+            parents = [parent for parent in parents if not newest.unchanged(parent)]
         if not self._retried:
             self._retried = True
             fresh = {parent.conversation_id for parent in parents}
@@ -106,6 +145,7 @@ class _Reader:
                 self._keep_apart(kept, result.parent, result.error)
                 continue
             kept.pop(cid, None)
+            newest.note(result.parent)
             rows.extend({**message, PRIMARY_KEY: cid} for message in result.messages)
             if len(rows) >= BATCH_ROWS:
                 yield self._table(rows)
@@ -133,9 +173,11 @@ class _Reader:
             logger.warning("Octopush messages kept apart, retried next run: %s", error)
 
 
-def messages_resource(conversations: DltResource, client: OctopushClient) -> DltResource:
-    """The ``messages`` transformer of a ``conversations`` resource."""
-    reader = _Reader(client)
+def messages_resource(
+    conversations: DltResource, client: OctopushClient, *, lag: float
+) -> DltResource:
+    """The ``messages`` transformer of a ``conversations`` resource read with ``lag``."""
+    reader = _Reader(client, reread_unchanged=lag > 0)
 
     def read(conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         yield from reader(conversations)

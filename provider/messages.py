@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pendulum.parsing import ParserError
@@ -97,6 +98,7 @@ class MessageParent:
     conversation_id: str
     phone_number: str | None = None
     number_of_messages: int | None = None
+    last_message_at: datetime | None = None
 
 
 @dataclass(kw_only=True)
