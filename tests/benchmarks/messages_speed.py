@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+# Run as a script (make bench runs it from load_speed.py), the repository root is not on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import dlt
 import requests
@@ -35,11 +40,21 @@ from octopush_provider.sandbox import (
     ConversationStore,
     SandboxServer,
 )
-from tests.benchmarks.load_speed import line, sandbox_process, timed
+from tests.benchmarks.load_speed import sandbox_process
 
 HEADERS = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 PER_PAGE = 100
 CONNECTIONS = 8
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def line(label: str, value: str, note: str = "") -> None:
+    print(f"{label:<36} {value:>9}  {note}".rstrip(), flush=True)
 
 
 def download_only(base_url: str) -> int:
