@@ -258,7 +258,7 @@ def test_random_faults_and_moving_data_across_runs_still_end_exact(
     sandbox = make_sandbox(
         conversations=2500,
         fault_rate=0.15,
-        fault_kinds=("500", "503", "html", "truncated", "reset"),
+        fault_kinds=("500", "503", "html-502", "truncated", "reset"),
         churn_new=1,
         churn_bump=1,
     )

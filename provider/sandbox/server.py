@@ -139,6 +139,7 @@ class RequestRecord:
     status: int | None
     fault: str | None
     login: str | None
+    received_at: float = 0.0  # time.monotonic() when the request was answered
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -444,7 +445,9 @@ class SandboxServer:
             message = f"Unknown endpoint {target.path}"
             status, fault = 404, None
             send = partial(handler.send_error_object, 404, message=message)
-        record = RequestRecord(handler.path, query, page, per_page, status, fault, login)
+        record = RequestRecord(
+            handler.path, query, page, per_page, status, fault, login, time.monotonic()
+        )
         # Logged before sending, so a client that got its answer always finds it in the log.
         with self._lock:
             self._requests.append(record)
