@@ -1,18 +1,19 @@
-"""Pages of conversations as Arrow tables with a fixed schema.
+"""API records as Arrow tables with a fixed schema per table (see :mod:`octopush_dlt.tables`).
 
 Handing dlt Arrow tables skips its per-row normalisation, and a fixed schema keeps the column
 types the same whatever the first page happens to contain (an all-null ``agent_assigned_to``, a
-``color`` sent as a string). ``recipient_details`` is flattened the way dlt would name it; fields
-the API adds later are kept as extra columns.
+``color`` sent as a string). The table's nested object (``recipient_details``,
+``user_identifiers``) is flattened the way dlt would name it; fields the API adds later are kept
+as extra columns.
 
 A value of the wrong type never reaches Arrow's converters, whose errors name neither the row nor
 the field: the parser has refused bad timestamps and integers already, and a text field holding a
 number or an object keeps its JSON text, counted so that the run can say so once per field.
 
-Most pages hold nothing but the common case, and :func:`fast_table` builds their table column by
-column straight from the API's objects, UTC by Arrow's cast; any value it does not accept sends
-the page down the validated row-wise path, which accepts more and words every error. Both give
-the same table for every page the fast path takes (``tests/test_fast_table.py``).
+Most pages of conversations hold nothing but the common case, and :func:`fast_table` builds
+their table in one Arrow conversion, UTC by Arrow's cast; any value it does not take sends the
+page down the validated row-wise path, which accepts more and words every error. Both give the
+same table for every page the fast path takes (``tests/test_fast_table.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,38 +31,10 @@ from dlt.common.data_types import TDataType
 from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import (
-    CURSOR_FIELD,
-    ID_FIELD,
-    INT64_MAX,
-    INT64_MIN,
-    TIMESTAMP_FIELDS,
-    Conversation,
-)
+from octopush_dlt.tables import CONVERSATIONS, TIMESTAMP, TableSpec
+from octopush_provider.conversations import INT64_MAX, INT64_MIN
 
 logger = logging.getLogger(__name__)
-
-RECIPIENT_FIELD = "recipient_details"
-RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-SCHEMA = pa.schema(
-    [
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("last_user_channel", pa.string()),
-        pa.field("recipient_details__phone_number", pa.string()),
-        pa.field("recipient_details__name", pa.string()),
-        pa.field("agent_assigned_to", pa.string()),
-        pa.field("from", pa.string()),
-        pa.field("first_message_at", TIMESTAMP),
-        pa.field("last_message_at", TIMESTAMP, nullable=False),
-        pa.field("last_message", pa.string()),
-        pa.field("purpose", pa.string()),
-        pa.field("color", pa.int64()),
-        pa.field("number_of_messages", pa.int64()),
-    ]
-)
 
 _DLT_TYPES: dict[pa.DataType, TDataType] = {
     pa.string(): "text",
@@ -76,14 +50,10 @@ def _hint(field: pa.Field) -> TColumnSchema:
     return hint
 
 
-# dlt's column hints, read off the schema so that the two never disagree: the types do not
-# depend on the first page seen, even where dlt creates the table before any Arrow arrives.
-COLUMN_HINTS: TTableSchemaColumns = {field.name: _hint(field) for field in SCHEMA}
-
-_KNOWN_KEYS = frozenset(SCHEMA.names) | {RECIPIENT_FIELD}
-_KNOWN_RECIPIENT_PARTS = frozenset(
-    name[len(RECIPIENT_PREFIX) :] for name in SCHEMA.names if name.startswith(RECIPIENT_PREFIX)
-)
+def column_hints(table: TableSpec) -> TTableSchemaColumns:
+    """dlt's column hints, read off the schema so that the two never disagree: the types do not
+    depend on the first page seen, even where dlt creates the table before any Arrow arrives."""
+    return {field.name: _hint(field) for field in table.schema}
 
 
 def _json_texts(values: list[Any]) -> list[str | None]:
@@ -176,12 +146,13 @@ def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Arr
 
 
 def to_table(
-    rows: list[Conversation],
+    rows: list[dict[str, Any]],
+    table: TableSpec,
     *,
     coerced: Counter[str] | None = None,
     extra_types: ExtraTypes | None = None,
 ) -> pa.Table:
-    """Build one table from parsed conversations (timestamps already UTC datetimes).
+    """Build one table from parsed records (timestamps already UTC datetimes).
 
     ``coerced`` counts, per field, the non-text values kept as JSON text; ``extra_types`` keeps
     the types of extra columns across the batches of a run. Columns are gathered with one
@@ -191,33 +162,38 @@ def to_table(
         coerced = Counter()
     if extra_types is None:
         extra_types = ExtraTypes()
-    raw_recipients = [row.get(RECIPIENT_FIELD) for row in rows]
-    recipients = [value if isinstance(value, dict) else {} for value in raw_recipients]
+    schema, nested, prefix = table.schema, table.nested, table.nested_prefix
+    raw_parts = [row.get(nested) for row in rows]
+    parts = [value if isinstance(value, dict) else {} for value in raw_parts]
     columns: dict[str, list[Any]] = {}
-    for name in SCHEMA.names:
-        if name.startswith(RECIPIENT_PREFIX):
-            part = name[len(RECIPIENT_PREFIX) :]
-            columns[name] = [recipient.get(part) for recipient in recipients]
+    for name in schema.names:
+        if name.startswith(prefix):
+            part = name[len(prefix) :]
+            columns[name] = [values.get(part) for values in parts]
         else:
             columns[name] = [row.get(name) for row in rows]
-    arrays = [_column(field, columns[field.name], coerced) for field in SCHEMA]
-    table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+    arrays = [_column(field, columns[field.name], coerced) for field in schema]
+    result = pa.Table.from_arrays(arrays, schema=schema)
+    known_parts = {name[len(prefix) :] for name in schema.names if name.startswith(prefix)}
     extras = {
-        **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
         **{
-            RECIPIENT_PREFIX + part: [recipient.get(part) for recipient in recipients]
-            for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
+            key: [row.get(key) for row in rows]
+            for key in set().union(*rows) - set(schema.names) - {nested}
+        },
+        **{
+            prefix + part: [values.get(part) for values in parts]
+            for part in set().union(*parts) - known_parts
         },
     }
-    # A recipient that is not an object is kept whole, as JSON text, in a column of its own.
-    odd = [None if isinstance(value, dict) else value for value in raw_recipients]
+    # A nested value that is not an object is kept whole, as JSON text, in a column of its own.
+    odd = [None if isinstance(value, dict) else value for value in raw_parts]
     if any(value is not None for value in odd):
-        coerced[RECIPIENT_FIELD] += sum(value is not None for value in odd)
-        extras[RECIPIENT_FIELD] = _json_texts(odd)
+        coerced[nested] += sum(value is not None for value in odd)
+        extras[nested] = _json_texts(odd)
     for name in sorted(extras):
         for column, array in extra_types.fit(name, extras[name]):
-            table = table.append_column(column, array)
-    return table
+            result = result.append_column(column, array)
+    return result
 
 
 # The one shape of date-time the fast path takes: seconds and an offset (or Z), within ranges
@@ -232,57 +208,71 @@ def _raw_type(field: pa.Field) -> pa.DataType:
     return pa.int64() if field.type == pa.int64() else pa.string()
 
 
-# The API's objects as Arrow converts them in one call: timestamps still as text, the recipient
-# as the object it is. Arrow ignores keys it is not given: extra keys are looked for apart.
-_RAW = pa.struct(
-    [
-        pa.field(field.name, _raw_type(field))
-        for field in SCHEMA
-        if not field.name.startswith(RECIPIENT_PREFIX)
-    ]
-    + [
-        pa.field(
-            RECIPIENT_FIELD,
-            pa.struct(
-                [
-                    pa.field(field.name[len(RECIPIENT_PREFIX) :], _raw_type(field))
-                    for field in SCHEMA
-                    if field.name.startswith(RECIPIENT_PREFIX)
-                ]
+@dataclass(frozen=True, kw_only=True)
+class _Shape:
+    """What the fast path needs to know of a table, read off its spec."""
+
+    table: TableSpec
+    raw: pa.StructType  # the API's objects as one Arrow conversion takes them, dates as text
+    keys: frozenset[str]
+    parts: frozenset[str]
+    integers: list[str]
+    timestamps: list[str]
+    required: list[str]
+
+    @classmethod
+    def of(cls, table: TableSpec) -> _Shape:
+        schema, prefix = table.schema, table.nested_prefix
+        nested = [field for field in schema if field.name.startswith(prefix)]
+        flat = [field for field in schema if not field.name.startswith(prefix)]
+        parts = [pa.field(f.name[len(prefix) :], _raw_type(f)) for f in nested]
+        return cls(
+            table=table,
+            raw=pa.struct(
+                [pa.field(f.name, _raw_type(f)) for f in flat]
+                + [pa.field(table.nested, pa.struct(parts))]
             ),
+            keys=frozenset(schema.names) | {table.nested},
+            parts=frozenset(part.name for part in parts),
+            integers=[f.name for f in schema if f.type == pa.int64()],
+            timestamps=[f.name for f in schema if f.type == TIMESTAMP],
+            required=[f.name for f in schema if not f.nullable],
         )
-    ]
-)
-_INTEGER_FIELDS = [field.name for field in SCHEMA if field.type == pa.int64()]
+
+    def common(self, items: list[Any]) -> bool:
+        """No key it does not know (Arrow would drop it), and integers that are ints (Arrow
+        would take 2.0, or 2.0**60, which the row-wise path refuses)."""
+        keys, parts, nested = self.keys, self.parts, self.table.nested
+        if not all(type(item) is dict and item.keys() <= keys for item in items):
+            return False
+        return all(
+            value is None or (type(value) is dict and value.keys() <= parts)
+            for value in [item.get(nested) for item in items]
+        ) and all(
+            type(value) is int or value is None
+            for name in self.integers
+            for value in [item.get(name) for item in items]
+        )
 
 
-def _common_shape(items: list[Any]) -> bool:
-    """No key we do not know, and integers that are ints: Arrow would take 2.0 or 2.0**60."""
-    if not all(type(item) is dict and item.keys() <= _KNOWN_KEYS for item in items):
-        return False
-    recipients = [item.get(RECIPIENT_FIELD) for item in items]
-    return all(
-        r is None or (type(r) is dict and r.keys() <= _KNOWN_RECIPIENT_PARTS) for r in recipients
-    ) and all(
-        type(value) is int or value is None
-        for name in _INTEGER_FIELDS
-        for value in [item.get(name) for item in items]
-    )
+_CONVERSATIONS = _Shape.of(CONVERSATIONS)
 
 
 def fast_table(items: list[Any]) -> pa.Table | None:
-    """The table of a page of API objects, or None unless every value is the common case."""
-    if not _common_shape(items):
+    """The table of a page of conversations as the API sent them, or None unless every value
+    is the common case."""
+    shape = _CONVERSATIONS
+    if not shape.common(items):
         return None
     try:
-        raw = pa.array(items, type=_RAW)  # text that is not text, ints beyond 64 bits: raise
+        raw = pa.array(items, type=shape.raw)  # text that is not text, ints beyond 64 bits
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
-    columns = dict(zip(_RAW.names, raw.flatten(), strict=True))
-    recipient = columns.pop(RECIPIENT_FIELD)
-    for part, values in zip(recipient.type.names, recipient.flatten(), strict=True):
-        columns[RECIPIENT_PREFIX + part] = values
-    for name in TIMESTAMP_FIELDS:
+    columns = dict(zip(shape.raw.names, raw.flatten(), strict=True))
+    nested = columns.pop(shape.table.nested)
+    for part, values in zip(nested.type.names, nested.flatten(), strict=True):
+        columns[shape.table.nested_prefix + part] = values
+    for name in shape.timestamps:
         text = columns[name]
         if not pc.all(pc.match_substring_regex(text, _STRICT_TIMESTAMP)).as_py():
             return None
@@ -290,8 +280,9 @@ def fast_table(items: list[Any]) -> pa.Table | None:
             columns[name] = text.cast(TIMESTAMP)
         except pa.ArrowInvalid:  # a day the month does not have
             return None
-    if columns[ID_FIELD].null_count or columns[CURSOR_FIELD].null_count:
+    if any(columns[name].null_count for name in shape.required):
         return None
-    if pc.min(pc.utf8_length(columns[ID_FIELD])).as_py() == 0:
+    if pc.min(pc.utf8_length(columns[shape.table.primary_key])).as_py() == 0:
         return None  # an empty id: the row-wise path names it
-    return pa.Table.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+    schema = shape.table.schema
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import pairwise
+from itertools import compress, pairwise
 
-from octopush_dlt.instants import cursor_micros, from_micros, to_micros
+from octopush_dlt.instants import cursor_micros, from_micros, rows_cursor_micros, to_micros
+from octopush_provider.conversations import Conversation
 from octopush_provider.paging import Page
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class ReadGuard:
             return None
         start = self._start
         return [moment >= start for moment in instants]
+
+    def keep(self, rows: list[Conversation]) -> list[Conversation]:
+        """The parsed rows at or after ``start``."""
+        wanted = self.wanted(rows_cursor_micros(rows))
+        return rows if wanted is None else list(compress(rows, wanted))
 
     def _check_order(self, page: Page) -> int:
         """The page's oldest ``last_message_at``; notes a row newer than the one before it."""

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from octopush_dlt.arrow import fast_table, to_table
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.conversations import parse_page
 from octopush_provider.exceptions import OctopushResponseError
 from octopush_provider.sandbox import ConversationStore
@@ -59,7 +60,7 @@ def _sandbox_items(count: int, *, offsets: str = "mixed") -> list[dict[str, Any]
 def _slow(items: list[Any]) -> tuple[pa.Table | None, Counter[str], str | None]:
     coerced: Counter[str] = Counter()
     try:
-        return to_table(parse_page(items, page=1), coerced=coerced), coerced, None
+        return to_table(parse_page(items, page=1), CONVERSATIONS, coerced=coerced), coerced, None
     except OctopushResponseError as error:
         return None, coerced, str(error)
 

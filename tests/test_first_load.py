@@ -5,7 +5,7 @@ from __future__ import annotations
 import dlt
 
 from octopush_dlt.runner import run_load
-from tests.helpers import expected_table, loaded_table, sandbox_source
+from tests.helpers import conversations_source, expected_table, loaded_table, sandbox_source
 
 
 def _disposition(pipeline: dlt.Pipeline) -> str:
@@ -16,7 +16,7 @@ def test_a_first_load_appends(make_sandbox, make_pipeline, capfd):
     sandbox = make_sandbox(conversations=600)
     pipeline = make_pipeline()
 
-    run_load(pipeline, sandbox_source(sandbox, per_page=100))
+    run_load(pipeline, conversations_source(sandbox, per_page=100))
 
     assert "dedup_sort" not in capfd.readouterr().err  # dlt's warning of a hint it ignores
 
@@ -30,7 +30,7 @@ def test_a_first_load_under_churn_lands_each_conversation_once(make_sandbox, mak
         sandbox.before_request(n, lambda store: (store.add_new(4), store.bump(3)))
     pipeline = make_pipeline()
 
-    summary = run_load(pipeline, sandbox_source(sandbox, per_page=50, lag_seconds=0))
+    summary = run_load(pipeline, conversations_source(sandbox, per_page=50, lag_seconds=0))
 
     assert summary.reread
     loaded = loaded_table(pipeline)  # refuses a conversation loaded twice
@@ -41,11 +41,11 @@ def test_a_first_load_under_churn_lands_each_conversation_once(make_sandbox, mak
 def test_later_runs_merge_updates(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=600)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     sandbox.store.bump(5)
     sandbox.store.add_new(3)
 
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert _disposition(pipeline) == "merge"
@@ -56,10 +56,10 @@ def test_later_runs_merge_updates(make_sandbox, make_pipeline):
 def test_a_full_refresh_appends_into_the_dropped_table(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=600)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     sandbox.store.bump(5)
 
-    run_load(pipeline, sandbox_source(sandbox), full_refresh=True)
+    run_load(pipeline, conversations_source(sandbox), full_refresh=True)
 
     assert _disposition(pipeline) == "append"
     assert loaded_table(pipeline) == expected_table(sandbox.store)
@@ -70,12 +70,12 @@ def test_a_new_pipeline_into_a_filled_table_merges(make_sandbox, make_pipeline, 
     warehouse = str(tmp_path / "shared.duckdb")
     run_load(
         make_pipeline("first", destination=dlt.destinations.duckdb(warehouse)),
-        sandbox_source(sandbox),
+        conversations_source(sandbox),
     )
     sandbox.store.bump(5)
     other = make_pipeline("second", destination=dlt.destinations.duckdb(warehouse))
 
-    run_load(other, sandbox_source(sandbox))
+    run_load(other, conversations_source(sandbox))
 
     assert loaded_table(other) == expected_table(sandbox.store)
     assert _disposition(other) == "merge"
@@ -89,7 +89,7 @@ def test_batches_built_column_wise_and_row_wise_load_alike(make_sandbox, make_pi
     sandbox.store.rewrite(odd, {"number_of_messages": "7", "color": 2.0})
     pipeline = make_pipeline()
 
-    run_load(pipeline, sandbox_source(sandbox, per_page=1000))
+    run_load(pipeline, conversations_source(sandbox, per_page=1000))
 
     expected = expected_table(sandbox.store)
     assert loaded_table(pipeline) == expected | {odd: (expected[odd][0], 7)}
@@ -97,3 +97,14 @@ def test_batches_built_column_wise_and_row_wise_load_alike(make_sandbox, make_pi
         assert client.execute_sql(
             "SELECT color FROM conversations WHERE conversation_id = ?", odd
         ) == [(2,)]
+
+
+def test_a_first_load_with_messages_merges(make_sandbox, make_pipeline):
+    # dlt hands the hints that come with a table on to the messages transformer reading it.
+    sandbox = make_sandbox(conversations=300)
+    pipeline = make_pipeline()
+
+    run_load(pipeline, sandbox_source(sandbox))
+
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert _disposition(pipeline) == "merge"
