@@ -26,7 +26,7 @@ from octopush_dlt.arrow import ExtraTypes, column_hints, fast_table, to_table
 from octopush_dlt.backfill import Backfill, SliceSelector
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.first_load import table_is_absent
-from octopush_dlt.instants import Keys, table_cursor_micros
+from octopush_dlt.instants import Keys
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
@@ -100,9 +100,7 @@ def _table(
     parsed and the batch goes the row-wise way, with the run's types for extra columns.
     """
     if all(page.table is not None for page in batch):
-        table = pa.concat_tables([page.table for page in batch])
-        wanted = guard.wanted(table_cursor_micros(table))
-        return table if wanted is None else table.filter(pa.array(wanted, pa.bool_()))
+        return guard.keep_table(pa.concat_tables([page.table for page in batch]))
     rows = guard.keep(
         [
             row

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress, pairwise
 
-from octopush_dlt.instants import cursor_micros, from_micros, rows_cursor_micros, to_micros
+import pyarrow as pa
+
+from octopush_dlt.instants import (
+    cursor_micros,
+    from_micros,
+    rows_cursor_micros,
+    table_cursor_micros,
+    to_micros,
+)
 from octopush_provider.conversations import Conversation
 from octopush_provider.paging import Page
 
@@ -54,6 +62,11 @@ class ReadGuard:
             return None
         start = self._start
         return [moment >= start for moment in instants]
+
+    def keep_table(self, table: pa.Table) -> pa.Table:
+        """The rows of a table at or after ``start``."""
+        wanted = self.wanted(table_cursor_micros(table))
+        return table if wanted is None else table.filter(pa.array(wanted, pa.bool_()))
 
     def keep(self, rows: list[Conversation]) -> list[Conversation]:
         """The parsed rows at or after ``start``."""
