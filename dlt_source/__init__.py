@@ -152,7 +152,8 @@ def _conversations(
     coerced: Counter[str] = Counter()
     known = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(known.get("columns"))
-    append = table_is_absent(TABLE_NAME)
+    # Not with messages: the messages transformer would inherit the hints with the table.
+    append = slice_size is None and table_is_absent(TABLE_NAME)
     tables: Iterable[pa.Table | None]
     if slicing and slice_size:
         # A slice picks rows from the whole list: they are parsed, not tabulated.
@@ -181,9 +182,8 @@ def _conversations(
             if held is not None:
                 yield held
             held = table
-    # Only without messages: the messages transformer would inherit the hints with the table.
     if held is not None:
-        appends = append and slice_size is None and not tally.repeated
+        appends = append and not tally.repeated
         yield dlt.mark.with_hints(held, _append_hints()) if appends else held
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
