@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.typing import TSecretStrValue
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.arrow import COLUMN_HINTS, SCHEMA, to_table
+from octopush_dlt.deletions import (
+    DEFAULT_MIN_SHARE,
+    DELETION_HINTS,
+    DeletionPolicy,
+    stamp_listed,
+    with_head_reread,
+)
+from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
     DEFAULT_LAG_SECONDS,
+    FULL_READ_LAG_SECONDS,
     PRIMARY_KEY,
     RESOURCE_NAME,
     SOURCE_NAME,
@@ -77,11 +87,17 @@ def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[
 
 def _conversations(
     client: OctopushClient,
+    privacy: PrivacyPolicy,
+    deletions: DeletionPolicy | None,
     last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
-    """Conversations changed since the last run, newest first, as Arrow tables."""
+    """Conversations changed since the last run, newest first, as Arrow tables.
+
+    With ``deletions``, every conversation the list returns (the lag reaches back to the start).
+    """
     state = dlt.current.resource_state()
     previous: datetime | None = last_message_at.get_state().get("last_value")
+    privacy.check_state(dlt.current.source_state(), loaded=previous is not None)
     guard = ReadGuard(
         start=last_message_at.start_value,
         trust_order=not state.get("ordering_unreliable", False),
@@ -90,28 +106,46 @@ def _conversations(
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     stream = client.iter_pages(stop_when=guard.should_stop)
-    for batch in _batches(stream):
+    pages: Iterable[list[Conversation]] = stream
+    listed_at = datetime.now(UTC)
+    if deletions is not None:
+        pages = with_head_reread(
+            stream, lambda oldest: client.iter_pages(stop_when=ReadGuard(start=oldest).should_stop)
+        )
+    for batch in _batches(pages):
         rows = guard.keep(batch)
         if rows:
             _classify(rows, previous, counts)
-            yield to_table(rows)
+            table = privacy.apply(to_table(rows))
+            yield table if deletions is None else stamp_listed(table, listed_at)
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     state["last_read"] = {**stream.report.as_dict(), **counts}
+    if deletions is not None:
+        state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
 
 
 def conversations_resource(
-    client: OctopushClient, *, start_date: datetime | None, lag: float
+    client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    privacy: PrivacyPolicy | None = None,
+    deletions: DeletionPolicy | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client, with its incremental cursor."""
+    privacy = privacy or PrivacyPolicy()
+    hints = privacy.hints(_HINTS) | (DELETION_HINTS if deletions else {})
     resource = dlt.resource(
         _conversations,
         name=RESOURCE_NAME,
         table_name=TABLE_NAME,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=_HINTS,
-    )(client)
+        columns=hints,
+    )(client, privacy, deletions)
+    # A deletion check reloads every conversation: the lag reaches back past any of them.
+    lag = FULL_READ_LAG_SECONDS if deletions else lag
     resource.apply_hints(
         incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
     )
@@ -132,6 +166,12 @@ def octopush_source(
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     allow_insecure_http: bool = False,
+    hash_columns: list[str] | None = None,
+    drop_columns: list[str] | None = None,
+    hash_secret: TSecretStrValue | None = dlt.secrets.value,
+    detect_deletes: bool = False,
+    deletes_mode: str = "soft",
+    deletes_min_share: float = DEFAULT_MIN_SHARE,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``.
@@ -139,7 +179,25 @@ def octopush_source(
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
     the cursor on every run. Pass ``client`` to reuse a configured :class:`OctopushClient`; the
     credential and connection settings are then ignored.
+
+    ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
+    ``drop_columns`` removed, before dlt sees them (:mod:`octopush_dlt.privacy`).
+    ``detect_deletes`` reads the whole list so that :func:`octopush_dlt.runner.run_load` can flag
+    (``deletes_mode="soft"``) or remove (``"hard"``) the conversations it no longer returns,
+    unless it returns fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
     """
+    privacy = PrivacyPolicy.build(
+        hash_columns=hash_columns,
+        drop_columns=drop_columns,
+        hash_secret=hash_secret,
+        tables={TABLE_NAME: SCHEMA.names},
+        protected=(PRIMARY_KEY, CURSOR_COLUMN),
+    )
+    deletions = (
+        DeletionPolicy.build(mode=deletes_mode, min_share=deletes_min_share)
+        if detect_deletes
+        else None
+    )
     if lag_seconds < 0:
         raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
     try:
@@ -169,4 +227,6 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(client, start_date=start, lag=lag_seconds)
+    return conversations_resource(
+        client, start_date=start, lag=lag_seconds, privacy=privacy, deletions=deletions
+    )

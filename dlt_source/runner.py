@@ -11,7 +11,14 @@ from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
-from octopush_dlt.settings import CURSOR_COLUMN, RESOURCE_NAME, SOURCE_NAME, TABLE_NAME
+from octopush_dlt.deletions import DeletionPolicy, mark_deleted
+from octopush_dlt.settings import (
+    CURSOR_COLUMN,
+    PRIMARY_KEY,
+    RESOURCE_NAME,
+    SOURCE_NAME,
+    TABLE_NAME,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +41,7 @@ class LoadSummary:
     cursor: str | None
     ordering_unreliable: bool
     read_seconds: float
+    deletions: dict[str, Any] | None = None
 
     @property
     def conversations_loaded(self) -> int:
@@ -58,6 +66,17 @@ class LoadSummary:
                 if self.ordering_unreliable
                 else ""
             ),
+            *self._deletion_lines(),
+        ]
+
+    def _deletion_lines(self) -> list[str]:
+        if self.deletions is None:
+            return []
+        found = self.deletions
+        verb = "removed" if found["mode"] == "hard" else "flagged deleted"
+        return [
+            f"  deletions: {found['seen']} of {found['held']} conversations still listed; "
+            f"{found['marked']} {verb} at {found['deleted_at']}"
         ]
 
 
@@ -73,7 +92,8 @@ def run_load(
     """Extract, normalise and load; ``full_refresh`` drops the table and cursor first.
 
     Parquet load files when the destination takes them: dlt then copies our Arrow tables
-    straight into the warehouse instead of inserting row by row.
+    straight into the warehouse instead of inserting row by row. After a source built with
+    ``detect_deletes``, the conversations the list no longer returns are flagged or removed.
     """
     caps = pipeline.destination.capabilities()
     file_format: TLoaderFileFormat | None = (
@@ -84,12 +104,20 @@ def run_load(
     state = _resource_state(pipeline)
     read: dict[str, Any] = state.get("last_read", {})
     cursor: datetime | None = state.get("incremental", {}).get(CURSOR_COLUMN, {}).get("last_value")
+    load_id = info.loads_ids[-1] if info.loads_ids else None
+    found = None
+    if "deletions" in read:
+        policy, listed_at = DeletionPolicy.from_record(read["deletions"])
+        report = mark_deleted(
+            pipeline, table=TABLE_NAME, key=PRIMARY_KEY, policy=policy, listed_at=listed_at
+        )
+        found = report.as_dict()
     summary = LoadSummary(
         pipeline_name=pipeline.pipeline_name,
         destination=pipeline.destination.destination_name,
         dataset_name=pipeline.dataset_name,
         table=TABLE_NAME,
-        load_id=info.loads_ids[-1] if info.loads_ids else None,
+        load_id=load_id,
         new=read.get("new", 0),
         updated=read.get("updated", 0),
         unchanged=read.get("unchanged", 0),
@@ -101,5 +129,6 @@ def run_load(
         cursor=cursor.isoformat() if cursor else None,
         ordering_unreliable=state.get("ordering_unreliable", False),
         read_seconds=read.get("elapsed_seconds", 0.0),
+        deletions=found,
     )
     return summary

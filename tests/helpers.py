@@ -17,6 +17,8 @@ from octopush_provider.sandbox import (
     SandboxServer,
 )
 
+POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
+
 
 def ids(rows: list[dict[str, Any]]) -> list[str]:
     """The conversation ids of rows, in order."""

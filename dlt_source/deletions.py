@@ -1,0 +1,199 @@
+"""Notice conversations deleted at the source, and flag (or remove) them in the warehouse.
+
+The list has no deletion feed: a deleted conversation just stops appearing. So a detection run
+reads the whole list and reloads every conversation in it, stamped with the run's time in
+``_octopush_listed_at``; after the load, every row of the table without that stamp is one the
+list no longer returns. In ``soft`` mode it gets ``_octopush_deleted_at``, the run's time; in
+``hard`` mode it is deleted, with its messages. A conversation that comes back is reloaded by
+the next detection run (or the next incremental run, if it has news) with
+``_octopush_deleted_at`` empty again.
+
+Moving data must not pass for a deletion. Read in order, activity only pushes rows down, into a
+page read later; a concurrent read checks the head and re-reads in order if the list moved (see
+:mod:`octopush_provider.paging`). What an in-order read can miss is a row that jumps to the top
+after its page was passed: so, after the full read, the head of the list is read again down to
+where the read started (:func:`with_head_reread`). A deletion above a row that has not been read
+yet moves that row up a page and can hide it; then it is flagged, and the next detection run
+clears it. Finally, a broken answer (an empty list, a wrong account) must not wipe the
+warehouse: if the list returned fewer than ``min_share`` of the conversations the table holds,
+nothing is marked and the run fails saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
+
+import dlt
+import pyarrow as pa
+from dlt.common.schema.typing import TTableSchemaColumns
+
+from octopush_provider.conversations import CURSOR_FIELD, Conversation
+from octopush_provider.exceptions import OctopushConfigError, OctopushDeletionError
+
+__all__ = [
+    "DELETED_AT",
+    "LISTED_AT",
+    "DeletionPolicy",
+    "DeletionReport",
+    "mark_deleted",
+    "stamp_listed",
+    "with_head_reread",
+]
+
+logger = logging.getLogger(__name__)
+
+DELETED_AT = "_octopush_deleted_at"
+LISTED_AT = "_octopush_listed_at"
+DELETION_HINTS: TTableSchemaColumns = {
+    name: {"data_type": "timestamp", "timezone": True, "nullable": True}
+    for name in (LISTED_AT, DELETED_AT)
+}
+MODES = ("soft", "hard")
+DEFAULT_MIN_SHARE = 0.5
+# How far below the first row of the read the head is read again: messages stamped a little
+# before the moment they became visible still count as after the read began.
+HEAD_MARGIN = timedelta(minutes=10)
+
+Mode = Literal["soft", "hard"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeletionPolicy:
+    """How a detection run treats the conversations the list no longer returns."""
+
+    mode: Mode = "soft"
+    min_share: float = DEFAULT_MIN_SHARE
+
+    @classmethod
+    def build(cls, *, mode: str, min_share: float) -> DeletionPolicy:
+        if mode not in MODES:
+            raise OctopushConfigError(
+                f"deletes_mode must be one of {', '.join(MODES)}, got {mode!r}"
+            )
+        if not 0 <= min_share <= 1:
+            raise OctopushConfigError(
+                f"deletes_min_share must be between 0 and 1, got {min_share!r}"
+            )
+        return cls(mode=cast(Mode, mode), min_share=float(min_share))
+
+    def record(self, *, listed_at: datetime) -> dict[str, Any]:
+        """What the run leaves in its read report for :func:`mark_deleted`."""
+        return asdict(self) | {"listed_at": listed_at.isoformat()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> tuple[DeletionPolicy, datetime]:
+        policy = cls.build(mode=record["mode"], min_share=record["min_share"])
+        return policy, datetime.fromisoformat(record["listed_at"])
+
+
+def stamp_listed(table: pa.Table, listed_at: datetime) -> pa.Table:
+    """The table with every row marked as listed by this detection run."""
+    stamps = pa.array([listed_at] * table.num_rows, pa.timestamp("us", tz="UTC"))
+    return table.append_column(LISTED_AT, stamps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeletionReport:
+    """What a detection run found: rows the table held, saw again, and marked or removed."""
+
+    mode: Mode
+    held: int
+    seen: int
+    marked: int
+    deleted_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def with_head_reread(
+    pages: Iterable[list[Conversation]],
+    reread_head: Callable[[datetime], Iterable[list[Conversation]]],
+) -> Iterator[list[Conversation]]:
+    """Every page of a full read, then the head again down to where the read began.
+
+    ``reread_head(oldest)`` reads from the first page and stops past ``oldest``: any row that
+    moved to the top during the read (and so above the read position) is newer than that.
+    """
+    start: datetime | None = None
+    for page in pages:
+        if start is None and page:
+            start = page[0][CURSOR_FIELD]
+        yield page
+    if start is not None:
+        yield from reread_head(start - HEAD_MARGIN)
+
+
+def mark_deleted(
+    pipeline: dlt.Pipeline,
+    *,
+    table: str,
+    key: str,
+    policy: DeletionPolicy,
+    listed_at: datetime,
+    children: Iterable[tuple[str, str]] = (),
+) -> DeletionReport:
+    """Flag (or delete) the rows of ``table`` that the detection run of ``listed_at`` missed.
+
+    ``key`` is the table's primary key.
+    ``children`` are ``(table, key column)`` pairs of rows that belong to a conversation (its
+    messages), removed with it in ``hard`` mode. Raises :class:`OctopushDeletionError` and marks
+    nothing when the load saw fewer than ``policy.min_share`` of the rows the table holds.
+    """
+    columns = pipeline.default_schema.tables.get(table, {}).get("columns", {})
+    alive = f"{DELETED_AT} IS NULL" if DELETED_AT in columns else "1 = 1"
+    if LISTED_AT not in columns:  # nothing was loaded with a stamp: nothing to compare
+        return DeletionReport(
+            mode=policy.mode, held=0, seen=0, marked=0, deleted_at=listed_at.isoformat()
+        )
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        held = _count(client, f"SELECT count(*) FROM {name} WHERE {alive}")
+        seen = _count(client, f"SELECT count(*) FROM {name} WHERE {LISTED_AT} = %s", listed_at)
+        if seen < policy.min_share * held:
+            raise OctopushDeletionError(
+                f"deletion detection refused: the list returned {seen} conversations but "
+                f"{table} holds {held}, under the safety share {policy.min_share:g}; "
+                "nothing was marked. If that many were really deleted, run again with a lower "
+                "deletes_min_share"
+            )
+        gone = f"({LISTED_AT} IS NULL OR {LISTED_AT} <> %s)"
+        # One transaction: a conversation and its messages go together, or not at all.
+        with client.begin_transaction():
+            if policy.mode == "hard":
+                marked = _count(client, f"SELECT count(*) FROM {name} WHERE {gone}", listed_at)
+                for child, child_key in children:
+                    child_name = client.make_qualified_table_name(child)
+                    client.execute_sql(
+                        f"DELETE FROM {child_name} WHERE {child_key} IN "
+                        f"(SELECT {key} FROM {name} WHERE {gone})",
+                        listed_at,
+                    )
+                client.execute_sql(f"DELETE FROM {name} WHERE {gone}", listed_at)
+            else:
+                condition = f"{gone} AND {alive}"
+                marked = _count(client, f"SELECT count(*) FROM {name} WHERE {condition}", listed_at)
+                client.execute_sql(
+                    f"UPDATE {name} SET {DELETED_AT} = %s WHERE {condition}", listed_at, listed_at
+                )
+    report = DeletionReport(
+        mode=policy.mode, held=held, seen=seen, marked=marked, deleted_at=listed_at.isoformat()
+    )
+    logger.info(
+        "Deletion detection (%s): %d of %d conversations still listed; %d %s",
+        policy.mode,
+        seen,
+        held,
+        marked,
+        "removed" if policy.mode == "hard" else "flagged deleted",
+    )
+    return report
+
+
+def _count(client: Any, sql: str, *args: Any) -> int:
+    rows = client.execute_sql(sql, *args)
+    return int(rows[0][0])
