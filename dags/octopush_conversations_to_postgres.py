@@ -4,7 +4,8 @@ Credentials come from two Airflow connections: ``octopush_default`` for the API 
 ``octopush_postgres`` (a Postgres connection; its schema field is the database) for the
 warehouse. Rows land in the ``octopush`` schema unless ``OCTOPUSH_DATASET`` says otherwise.
 Trigger a run with ``{"full_refresh": true}`` to drop the table and cursor and load everything
-again.
+again. Once a week (and on a run triggered with ``{"detect_deletes": true}``) the run reads
+every page and flags the conversations deleted at the source (``_octopush_deleted_at``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    WEEKLY_DELETE_CHECK,
+    OctopushToDestinationOperator,
+)
 
 with DAG(
     dag_id="octopush_conversations_to_postgres",
@@ -25,7 +29,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": Param(False, type="boolean", description="Reload everything")},
+    params={
+        "full_refresh": Param(False, type="boolean", description="Reload everything"),
+        "detect_deletes": Param(
+            False, type="boolean", description="Flag conversations deleted at the source"
+        ),
+    },
     tags=["octopush", "postgres"],
 ):
     OctopushToDestinationOperator(
@@ -34,4 +43,5 @@ with DAG(
         destination_conn_id="octopush_postgres",
         dataset_name=os.environ.get("OCTOPUSH_DATASET", "octopush"),
         full_refresh="{{ params.full_refresh }}",
+        detect_deletes=WEEKLY_DELETE_CHECK,  # and on Sundays, 03:00 UTC
     )

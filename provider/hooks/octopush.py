@@ -24,7 +24,10 @@ from octopush_provider.exceptions import (
 )
 from octopush_provider.settings import DEFAULT_BASE_URL, LOAD_CONCURRENCY
 
-__all__ = ["OctopushHook", "as_bool", "client_options"]
+__all__ = ["HASH_SECRET_EXTRA", "OctopushHook", "as_bool", "client_options"]
+
+# Not a client option: the dlt source reads it, to key the HMAC of hashed columns.
+HASH_SECRET_EXTRA = "hash_secret"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -124,7 +127,7 @@ class OctopushHook(BaseHook):
         if not conn.password:
             raise OctopushConfigError(f"{self.where} has no password: set it to the API key")
         options = client_options(conn.extra_dejson, where=self.where)
-        unknown = sorted(conn.extra_dejson.keys() - _EXTRAS.keys())
+        unknown = sorted(conn.extra_dejson.keys() - _EXTRAS.keys() - {HASH_SECRET_EXTRA})
         if unknown:
             self.log.warning(
                 "%s: ignoring unknown extras %s (known: %s)", self.where, unknown, sorted(_EXTRAS)
@@ -141,6 +144,11 @@ class OctopushHook(BaseHook):
             raise OctopushConfigError(f"{self.where} is misconfigured: {error}") from None
         self.log.info("Octopush client for %s: %r", self.where, client)
         return client
+
+    def hash_secret(self) -> str | None:
+        """The connection's ``hash_secret`` extra, which keys hashed columns; None when unset."""
+        value = self.get_connection(self.octopush_conn_id).extra_dejson.get(HASH_SECRET_EXTRA)
+        return str(value) if value else None
 
     def get_conn(self) -> OctopushClient:
         """The :class:`OctopushClient` of the connection; nothing is sent until it reads."""

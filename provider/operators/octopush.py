@@ -21,9 +21,17 @@ from octopush_provider.hooks.octopush import OctopushHook, as_bool
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["OctopushToDestinationOperator", "conversations_asset"]
+__all__ = ["WEEKLY_DELETE_CHECK", "OctopushToDestinationOperator", "conversations_asset"]
 
 TABLE_NAME = "conversations"
+
+# ``detect_deletes`` for an hourly DAG with a ``detect_deletes`` param: on when a run asks for it,
+# and once a week (the run ending Sunday 03:00 UTC). The check runs inside the hourly DAG rather
+# than a DAG of its own, so that no other load of the table can run while it marks deletions.
+WEEKLY_DELETE_CHECK = (
+    "{{ params.detect_deletes or (data_interval_end is not none"
+    " and data_interval_end.weekday() == 6 and data_interval_end.hour == 3) }}"
+)
 
 
 def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
@@ -60,6 +68,14 @@ class OctopushToDestinationOperator(BaseOperator):
         (it is the source's ``start_date``, renamed so as not to clash with the operator's).
     :param lag_seconds: how far behind the cursor every run re-reads (the source's default when
         ``None``).
+    :param hash_columns: columns replaced by their HMAC-SHA256, keyed by the Octopush connection's
+        ``hash_secret`` extra, before they leave the worker.
+    :param drop_columns: columns left out of the warehouse.
+    :param detect_deletes: read every page and flag (``deletes_mode="soft"``) or remove
+        (``"hard"``) the conversations the list no longer returns. Templated, so a DAG can
+        turn it on for one run a week.
+    :param deletes_min_share: mark nothing when the list returns under this share of the
+        table (the source's default, 0.5, when ``None``).
 
     Returns a summary (counts, pages, cursor, load id) to XCom: never rows, never secrets. Its
     outlet is :func:`conversations_asset` unless ``outlets`` is given.
@@ -73,6 +89,7 @@ class OctopushToDestinationOperator(BaseOperator):
         "duckdb_path",
         "full_refresh",
         "since",
+        "detect_deletes",
     )
 
     def __init__(
@@ -88,6 +105,11 @@ class OctopushToDestinationOperator(BaseOperator):
         full_refresh: bool | str = False,
         since: str | None = None,
         lag_seconds: float | None = None,
+        hash_columns: Sequence[str] | None = None,
+        drop_columns: Sequence[str] | None = None,
+        detect_deletes: bool | str = False,
+        deletes_mode: str = "soft",
+        deletes_min_share: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault(
@@ -104,6 +126,11 @@ class OctopushToDestinationOperator(BaseOperator):
         self.full_refresh = full_refresh
         self.since = since
         self.lag_seconds = lag_seconds
+        self.hash_columns = list(hash_columns or [])
+        self.drop_columns = list(drop_columns or [])
+        self.detect_deletes = detect_deletes
+        self.deletes_mode = deletes_mode
+        self.deletes_min_share = deletes_min_share
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
@@ -114,12 +141,8 @@ class OctopushToDestinationOperator(BaseOperator):
         from octopush_dlt.runner import run_load  # noqa: PLC0415
         from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
 
-        try:
-            full_refresh = as_bool(self.full_refresh)
-        except ValueError:
-            raise OctopushConfigError(
-                f"full_refresh must be true or false, got {self.full_refresh!r}"
-            ) from None
+        full_refresh = _flag("full_refresh", self.full_refresh)
+        detect_deletes = _flag("detect_deletes", self.detect_deletes)
         destination = build_destination(
             self.destination,
             dataset_name=self.dataset_name,
@@ -131,9 +154,17 @@ class OctopushToDestinationOperator(BaseOperator):
             duckdb_path=self.duckdb_path,
             options=self.destination_options,
         )
-        source_options: dict[str, Any] = {"start_date": self.since}
+        source_options: dict[str, Any] = {
+            "start_date": self.since,
+            "hash_columns": self.hash_columns,
+            "drop_columns": self.drop_columns,
+            "detect_deletes": detect_deletes,
+            "deletes_mode": self.deletes_mode,
+        }
         if self.lag_seconds is not None:
             source_options["lag_seconds"] = self.lag_seconds
+        if self.deletes_min_share is not None:
+            source_options["deletes_min_share"] = self.deletes_min_share
         self.log.info(
             "Loading Octopush conversations from connection %r into %s dataset %r (pipeline %r%s)",
             self.octopush_conn_id,
@@ -142,8 +173,15 @@ class OctopushToDestinationOperator(BaseOperator):
             self.pipeline_name,
             ", full refresh" if full_refresh else "",
         )
+        hook = OctopushHook(octopush_conn_id=self.octopush_conn_id)
+        if self.hash_columns:
+            source_options["hash_secret"] = hook.hash_secret()
+            if not source_options["hash_secret"]:
+                raise OctopushConfigError(
+                    f"hash_columns needs a secret: set the extra 'hash_secret' of {hook.where}"
+                )
         with (
-            OctopushHook(octopush_conn_id=self.octopush_conn_id).get_conn() as client,
+            hook.get_conn() as client,
             tempfile.TemporaryDirectory(prefix="octopush-dlt-") as pipelines_dir,
         ):
             pipeline = dlt.pipeline(
@@ -161,7 +199,17 @@ class OctopushToDestinationOperator(BaseOperator):
             summary["cursor"],
             summary["load_id"],
         )
+        if summary["deletions"]:
+            self.log.info("Deletion detection: %s", summary["deletions"])
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = summary
         return summary
+
+
+def _flag(name: str, value: bool | str) -> bool:
+    """A boolean argument, also from a rendered template (``"True"``, ``"false"``)."""
+    try:
+        return as_bool(value)
+    except ValueError:
+        raise OctopushConfigError(f"{name} must be true or false, got {value!r}") from None

@@ -278,7 +278,10 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
         "concurrency",
         "timeout",
         "allow_insecure_http",
+        "hash_secret",
     }
+    # The form shows the hash secret as a password input.
+    assert octopush["extra_fields"]["hash_secret"]["schema"]["format"] == "password"
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
     }
     assert widgets == {
         f"extra__octopush__{name}"
-        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http")
+        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http", "hash_secret")
     }
     assert {"field_behaviours": "octopush"} in output["behaviours"]
 
