@@ -17,29 +17,13 @@ import dlt
 import pytest
 
 from octopush_provider.conversations import to_utc
-from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
+from octopush_provider.sandbox import SandboxServer
 from tests.airflow.support import POSTGRES, asset_events, restored_pipeline, return_value, run_dag
 from tests.helpers import expected_table, loaded_table
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 SUMMARY_KEYS = {"conversations_loaded", "pages", "cursor", "load_id", "new", "updated"}
-
-
-@pytest.fixture
-def point_octopush_at(set_connection: Callable[..., None]) -> Callable[[SandboxServer], None]:
-    """Make ``octopush_default`` the sandbox's account."""
-
-    def point(sandbox: SandboxServer) -> None:
-        set_connection(
-            "octopush_default",
-            conn_type="octopush",
-            login=DEFAULT_API_LOGIN,
-            password=sandbox.api_key,
-            host=sandbox.base_url,
-        )
-
-    return point
 
 
 def newest_cursor(sandbox: SandboxServer) -> str:

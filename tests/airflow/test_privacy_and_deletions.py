@@ -11,7 +11,7 @@ import dlt
 import pytest
 
 from octopush_dlt.privacy import hmac_hex
-from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
+from octopush_provider.sandbox import SandboxServer
 from tests.airflow.support import restored_pipeline, return_value, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -38,26 +38,15 @@ with DAG(
 """
 
 
-def _connect(set_connection: Callable[..., None], sandbox: SandboxServer, **extra: str) -> None:
-    set_connection(
-        "octopush_default",
-        conn_type="octopush",
-        login=DEFAULT_API_LOGIN,
-        password=sandbox.api_key,
-        host=sandbox.base_url,
-        extra=extra,
-    )
-
-
 def test_the_example_dag_flags_deleted_conversations_when_asked(
     sandbox: SandboxServer,
-    set_connection: Callable[..., None],
+    point_octopush_at: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     duckdb_file = tmp_path / "conversations.duckdb"
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
-    _connect(set_connection, sandbox)
+    point_octopush_at(sandbox)
     assert run_dag("octopush_conversations_to_duckdb").state == "success"
     deleted = sandbox.store.delete(row["conversation_id"] for row in sandbox.store.snapshot()[-3:])
 
@@ -77,7 +66,7 @@ def test_the_example_dag_flags_deleted_conversations_when_asked(
 
 def test_the_operator_hashes_with_the_connection_secret_and_airflow_masks_it(
     sandbox: SandboxServer,
-    set_connection: Callable[..., None],
+    point_octopush_at: Callable[..., None],
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -86,7 +75,7 @@ def test_the_operator_hashes_with_the_connection_secret_and_airflow_masks_it(
     from airflow.sdk._shared.secrets_masker import redact, reset_secrets_masker  # noqa: PLC0415
 
     secret = f"hash-secret-{uuid.uuid4().hex}"
-    _connect(set_connection, sandbox, hash_secret=secret)
+    point_octopush_at(sandbox, hash_secret=secret)
     duckdb_file = tmp_path / "private.duckdb"
     dags = tmp_path / "dags"
     dags.mkdir()
