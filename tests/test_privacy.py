@@ -251,7 +251,9 @@ def test_the_key_and_cursor_cannot_be_hashed_or_dropped(make_sandbox):
         sandbox_source(sandbox, hash_columns=["conversation_id"], hash_secret=SECRET)
 
 
-def test_settings_come_from_dlt_config_and_secrets(make_sandbox, make_pipeline, monkeypatch):
+def test_settings_come_from_dlt_config_and_secrets(
+    make_sandbox, make_pipeline, monkeypatch, tmp_path
+):
     monkeypatch.setenv("SOURCES__OCTOPUSH__HASH_SECRET", SECRET)
     monkeypatch.setenv("SOURCES__OCTOPUSH__HASH_COLUMNS", '["recipient_details__phone_number"]')
     monkeypatch.setenv("SOURCES__OCTOPUSH__DROP_COLUMNS", '["last_message"]')
@@ -273,3 +275,5 @@ def test_settings_come_from_dlt_config_and_secrets(make_sandbox, make_pipeline, 
         for row in sandbox.store.snapshot()
     }
     assert "last_message" not in columns
+    # dlt's trace records resolved settings: the secret must not be among them.
+    assert _leaks(_dump_folder(tmp_path) + _dump_warehouse(pipeline), {SECRET}) == []
