@@ -25,8 +25,9 @@ from octopush_dlt.deletions import (
     DEFAULT_MIN_SHARE,
     DELETION_HINTS,
     DeletionPolicy,
+    full_read,
+    held_ids,
     stamp_listed,
-    with_head_reread,
 )
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
@@ -109,8 +110,11 @@ def _conversations(
     pages: Iterable[list[Conversation]] = stream
     listed_at = datetime.now(UTC)
     if deletions is not None:
-        pages = with_head_reread(
-            stream, lambda oldest: client.iter_pages(stop_when=ReadGuard(start=oldest).should_stop)
+        pipeline = dlt.current.pipeline()
+        pages = full_read(
+            stream,
+            client=client,
+            held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
         )
     for batch in _batches(pages):
         rows = guard.keep(batch)

@@ -12,11 +12,14 @@ Moving data must not pass for a deletion. Read in order, activity only pushes ro
 page read later; a concurrent read checks the head and re-reads in order if the list moved (see
 :mod:`octopush_provider.paging`). What an in-order read can miss is a row that jumps to the top
 after its page was passed: so, after the full read, the head of the list is read again down to
-where the read started (:func:`with_head_reread`). A deletion above a row that has not been read
-yet moves that row up a page and can hide it; then it is flagged, and the next detection run
-clears it. Finally, a broken answer (an empty list, a wrong account) must not wipe the
-warehouse: if the list returned fewer than ``min_share`` of the conversations the table holds,
-nothing is marked and the run fails saying why.
+where the read started. A deletion above a row that has not been read yet moves that row up a
+page and can hide it: so when rows of the table are still unseen, the list is read once more
+and those found are kept (:func:`full_read`). Only a row hidden in both reads is flagged by
+mistake, and the next detection run clears it.
+
+Finally, a broken answer (an empty list, a wrong account) must not wipe the warehouse: if the
+list returned fewer than ``min_share`` of the conversations the table holds, nothing is marked
+and the run fails saying why.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from octopush_provider.conversations import CURSOR_FIELD, Conversation
+from octopush_dlt.reading import ReadGuard
+from octopush_provider.client import OctopushClient
+from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
 from octopush_provider.exceptions import OctopushConfigError, OctopushDeletionError
 
 __all__ = [
@@ -39,9 +44,10 @@ __all__ = [
     "LISTED_AT",
     "DeletionPolicy",
     "DeletionReport",
+    "full_read",
+    "held_ids",
     "mark_deleted",
     "stamp_listed",
-    "with_head_reread",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,22 +116,53 @@ class DeletionReport:
         return asdict(self)
 
 
-def with_head_reread(
+def full_read(
     pages: Iterable[list[Conversation]],
-    reread_head: Callable[[datetime], Iterable[list[Conversation]]],
+    *,
+    client: OctopushClient,
+    held: Callable[[], set[str]],
 ) -> Iterator[list[Conversation]]:
-    """Every page of a full read, then the head again down to where the read began.
+    """Every page of a full read, then what moving data could have hidden from it.
 
-    ``reread_head(oldest)`` reads from the first page and stops past ``oldest``: any row that
-    moved to the top during the read (and so above the read position) is newer than that.
+    First the head again, down to where the read began: any row that moved to the top during
+    the read (and so above the read position) is newer than that. Then, if some ids of
+    ``held()`` (the conversations the table holds unflagged) are still unseen, the whole list
+    once more, keeping those: a row hidden by a deletion above it shows up in this second read.
     """
+    seen: set[str] = set()
     start: datetime | None = None
     for page in pages:
         if start is None and page:
             start = page[0][CURSOR_FIELD]
+        seen.update(row[ID_FIELD] for row in page)
         yield page
-    if start is not None:
-        yield from reread_head(start - HEAD_MARGIN)
+    if start is None:
+        return
+    guard = ReadGuard(start=start - HEAD_MARGIN)
+    for page in client.iter_pages(stop_when=guard.should_stop):
+        seen.update(row[ID_FIELD] for row in page)
+        yield page
+    missing = held() - seen
+    if missing:
+        logger.info("%d conversations not listed: reading the list again to confirm", len(missing))
+        for page in client.iter_pages():
+            found = [row for row in page if row[ID_FIELD] in missing]
+            if found:
+                yield found
+
+
+def held_ids(pipeline: dlt.Pipeline, *, table: str, key: str) -> set[str]:
+    """The ids of the rows ``table`` holds and has not flagged; none before the first load."""
+    with pipeline.destination_client() as job_client:
+        # Every SQL destination's client reflects its tables; the base type does not say so.
+        exists, columns = job_client.get_storage_table(table)  # type: ignore[attr-defined]
+    if not exists:
+        return set()
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        alive = f" WHERE {DELETED_AT} IS NULL" if DELETED_AT in columns else ""
+        rows = client.execute_sql(f"SELECT {key} FROM {name}{alive}") or []
+        return {row[0] for row in rows}
 
 
 def mark_deleted(

@@ -132,6 +132,30 @@ def test_conversations_moving_during_the_read_are_not_taken_for_deleted(
     assert summary.deletions is not None and summary.deletions["seen"] >= 203
 
 
+def test_a_row_hidden_by_a_deletion_during_the_read_is_not_taken_for_deleted(
+    make_sandbox, make_pipeline
+):
+    sandbox = make_sandbox(conversations=200)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox))
+    (deleted,) = sandbox.store.delete(_oldest_ids(sandbox, 1))
+    snapshot = sandbox.store.snapshot()
+    read_then_deleted, hidden = snapshot[5]["conversation_id"], snapshot[40]["conversation_id"]
+    sandbox.clear_requests()
+    # Pages 1 and 2 are read; then a row of page 1 is deleted, and the first row of page 3
+    # slides up onto page 2, which the read has passed.
+    sandbox.before_request(3, lambda store: store.delete([read_then_deleted]))
+
+    summary = run_load(
+        pipeline, sandbox_source(sandbox, detect_deletes=True, per_page=20, concurrency=1)
+    )
+
+    # The row deleted after it was read is flagged by the next check, not this one.
+    assert _flagged(pipeline) == {deleted}
+    assert hidden in _flags(pipeline)
+    assert summary.deletions is not None and summary.deletions["marked"] == 1
+
+
 def test_hard_mode_removes_deleted_conversations(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=150)
     pipeline = make_pipeline()
