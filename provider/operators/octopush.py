@@ -26,11 +26,12 @@ __all__ = ["WEEKLY_DELETE_CHECK", "OctopushToDestinationOperator", "conversation
 TABLE_NAME = "conversations"
 
 # ``detect_deletes`` for an hourly DAG with a ``detect_deletes`` param: on when a run asks for it,
-# and once a week (the run ending Sunday 03:00 UTC). The check runs inside the hourly DAG rather
+# and once a week (the run due Sunday at 03:00 UTC). The check runs inside the hourly DAG rather
 # than a DAG of its own, so that no other load of the table can run while it marks deletions.
+# ``run_after``, unlike ``data_interval_end``, exists for runs triggered without a logical date.
 WEEKLY_DELETE_CHECK = (
-    "{{ params.detect_deletes or (data_interval_end is not none"
-    " and data_interval_end.weekday() == 6 and data_interval_end.hour == 3) }}"
+    "{{ params.detect_deletes"
+    " or (dag_run.run_after.weekday() == 6 and dag_run.run_after.hour == 3) }}"
 )
 
 

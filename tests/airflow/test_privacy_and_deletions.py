@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dlt
@@ -62,6 +63,25 @@ def test_the_example_dag_flags_deleted_conversations_when_asked(
             "SELECT conversation_id FROM conversations WHERE _octopush_deleted_at IS NOT NULL"
         )
     assert {cid for (cid,) in flagged} == set(deleted)
+
+
+def test_the_example_dag_checks_for_deletions_in_the_run_due_sunday_3am_utc(
+    sandbox: SandboxServer,
+    point_octopush_at: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "weekly.duckdb"))
+    point_octopush_at(sandbox)
+    sunday = datetime(2026, 11, 29, 3, tzinfo=UTC)
+    assert run_dag("octopush_conversations_to_duckdb", run_after=sunday).state == "success"
+    sandbox.store.delete(row["conversation_id"] for row in sandbox.store.snapshot()[-2:])
+
+    monday = run_dag("octopush_conversations_to_duckdb", run_after=sunday + timedelta(days=1))
+    sunday_after = run_dag("octopush_conversations_to_duckdb", run_after=sunday + timedelta(days=7))
+
+    assert return_value(monday)["deletions"] is None
+    assert return_value(sunday_after)["deletions"]["marked"] == 2
 
 
 def test_the_operator_hashes_with_the_connection_secret_and_airflow_masks_it(
