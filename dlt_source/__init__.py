@@ -44,6 +44,7 @@ from octopush_dlt.settings import (
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.page import StopReason
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -90,6 +91,7 @@ def _conversations(
     client: OctopushClient,
     privacy: PrivacyPolicy,
     deletions: DeletionPolicy | None,
+    max_pages: int | None,
     last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
@@ -106,7 +108,7 @@ def _conversations(
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     counts = {"new": 0, "updated": 0, "unchanged": 0}
-    stream = client.iter_pages(stop_when=guard.should_stop)
+    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     pages: Iterable[list[Conversation]] = stream
     listed_at = datetime.now(UTC)
     if deletions is not None:
@@ -115,6 +117,7 @@ def _conversations(
             stream,
             client=client,
             held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
+            max_pages=max_pages,
         )
     for batch in _batches(pages):
         rows = guard.keep(batch)
@@ -124,6 +127,14 @@ def _conversations(
             yield table if deletions is None else stamp_listed(table, listed_at)
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        # The pages past the cap were not read: a cursor moved past them would skip them for
+        # good. Keep it where it was, so that a run without the cap reads them.
+        last_message_at.get_state()["last_value"] = previous
+        logger.warning(
+            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+            previous.isoformat() if previous else "its start",
+        )
     state["last_read"] = {**stream.report.as_dict(), **counts}
     if deletions is not None:
         state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
@@ -136,6 +147,7 @@ def conversations_resource(
     lag: float,
     privacy: PrivacyPolicy | None = None,
     deletions: DeletionPolicy | None = None,
+    max_pages: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client, with its incremental cursor."""
     privacy = privacy or PrivacyPolicy()
@@ -147,7 +159,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=hints,
-    )(client, privacy, deletions)
+    )(client, privacy, deletions, max_pages)
     # A deletion check reloads every conversation: the lag reaches back past any of them.
     lag = FULL_READ_LAG_SECONDS if deletions else lag
     resource.apply_hints(
@@ -176,13 +188,15 @@ def octopush_source(
     detect_deletes: bool = False,
     deletes_mode: str = "soft",
     deletes_min_share: float = DEFAULT_MIN_SHARE,
+    max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``.
 
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run. Pass ``client`` to reuse a configured :class:`OctopushClient`; the
-    credential and connection settings are then ignored.
+    the cursor on every run. ``max_pages`` caps the pages one run reads (a safety cap: a capped
+    run loads what it read but keeps the cursor where it was). Pass ``client`` to reuse a
+    configured :class:`OctopushClient`; the credential and connection settings are then ignored.
 
     ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
     ``drop_columns`` removed, before dlt sees them (:mod:`octopush_dlt.privacy`).
@@ -204,6 +218,10 @@ def octopush_source(
     )
     if lag_seconds < 0:
         raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    if max_pages is not None and (
+        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+    ):
+        raise OctopushConfigError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
     try:
         start = to_utc(start_date) if start_date else None
     except ValueError as error:
@@ -232,5 +250,10 @@ def octopush_source(
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
     return conversations_resource(
-        client, start_date=start, lag=lag_seconds, privacy=privacy, deletions=deletions
+        client,
+        start_date=start,
+        lag=lag_seconds,
+        max_pages=max_pages,
+        privacy=privacy,
+        deletions=deletions,
     )

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"re-read this much before the cursor (default: {DEFAULT_LAG_SECONDS:g})",
     )
     parser.add_argument(
+        "--max-pages",
+        type=int,
+        help="safety cap on the pages one run reads; a capped run keeps the cursor (default: none)",
+    )
+    parser.add_argument(
         "--hash-column",
         action="append",
         dest="hash_columns",
@@ -106,6 +111,7 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "start_date": args.start_date,
         "lag_seconds": args.lag_seconds,
+        "max_pages": args.max_pages,
         "hash_columns": args.hash_columns,
         "drop_columns": args.drop_columns,
         "detect_deletes": args.detect_deletes or None,

@@ -38,12 +38,15 @@ from octopush_dlt.reading import ReadGuard
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
 from octopush_provider.exceptions import OctopushConfigError, OctopushDeletionError
+from octopush_provider.page import StopReason
+from octopush_provider.paging import PageStream
 
 __all__ = [
     "DELETED_AT",
     "LISTED_AT",
     "DeletionPolicy",
     "DeletionReport",
+    "check_complete",
     "full_read",
     "held_ids",
     "mark_deleted",
@@ -117,10 +120,11 @@ class DeletionReport:
 
 
 def full_read(
-    pages: Iterable[list[Conversation]],
+    stream: PageStream,
     *,
     client: OctopushClient,
     held: Callable[[], set[str]],
+    max_pages: int | None = None,
 ) -> Iterator[list[Conversation]]:
     """Every page of a full read, then what moving data could have hidden from it.
 
@@ -128,24 +132,25 @@ def full_read(
     the read (and so above the read position) is newer than that. Then, if some ids of
     ``held()`` (the conversations the table holds unflagged) are still unseen, the whole list
     once more, keeping those: a row hidden by a deletion above it shows up in this second read.
+    A read stopped by ``max_pages`` is not a full read: it ends there, and nothing is marked.
     """
     seen: set[str] = set()
     start: datetime | None = None
-    for page in pages:
+    for page in stream:
         if start is None and page:
             start = page[0][CURSOR_FIELD]
         seen.update(row[ID_FIELD] for row in page)
         yield page
-    if start is None:
+    if start is None or stream.report.stop_reason is StopReason.MAX_PAGES:
         return
     guard = ReadGuard(start=start - HEAD_MARGIN)
-    for page in client.iter_pages(stop_when=guard.should_stop):
+    for page in client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages):
         seen.update(row[ID_FIELD] for row in page)
         yield page
     missing = held() - seen
     if missing:
         logger.info("%d conversations not listed: reading the list again to confirm", len(missing))
-        for page in client.iter_pages():
+        for page in client.iter_pages(max_pages=max_pages):
             found = [row for row in page if row[ID_FIELD] in missing]
             if found:
                 yield found
@@ -163,6 +168,16 @@ def held_ids(pipeline: dlt.Pipeline, *, table: str, key: str) -> set[str]:
         alive = f" WHERE {DELETED_AT} IS NULL" if DELETED_AT in columns else ""
         rows = client.execute_sql(f"SELECT {key} FROM {name}{alive}") or []
         return {row[0] for row in rows}
+
+
+def check_complete(stop_reason: str | None) -> None:
+    """Refuse to mark anything after a read that did not reach the end of the list."""
+    if stop_reason == StopReason.MAX_PAGES:
+        raise OctopushDeletionError(
+            "deletion detection refused: the read stopped at max_pages before the end of the "
+            "list, so a conversation not seen may just be further down; nothing was marked. "
+            "Run the detection without max_pages, or with a cap above the account's pages"
+        )
 
 
 def mark_deleted(

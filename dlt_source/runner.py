@@ -11,7 +11,7 @@ from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
-from octopush_dlt.deletions import DeletionPolicy, mark_deleted
+from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.settings import (
     CURSOR_COLUMN,
     PRIMARY_KEY,
@@ -107,6 +107,7 @@ def run_load(
     load_id = info.loads_ids[-1] if info.loads_ids else None
     found = None
     if "deletions" in read:
+        check_complete(read.get("stop_reason"))
         policy, listed_at = DeletionPolicy.from_record(read["deletions"])
         report = mark_deleted(
             pipeline, table=TABLE_NAME, key=PRIMARY_KEY, policy=policy, listed_at=listed_at

@@ -9,6 +9,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     ├── OctopushDeletionError     deletion detection refused to mark rows (the list looked broken)
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
+    ├── OctopushStalledReadError  a reader waited for a page that no worker can deliver (a bug)
     └── OctopushHTTPError         an error status
         ├── OctopushAuthError     401 or 403: wrong credentials, or the login may not read
         ├── OctopushRequestError  400 and other 4xx: the request itself is wrong
@@ -43,6 +44,10 @@ class OctopushResponseError(OctopushError):
 
 class OctopushConnectionError(OctopushError):
     """The API could not be reached, or did not answer in time, even after retrying."""
+
+
+class OctopushStalledReadError(OctopushError):
+    """A concurrent read waited for a page no worker will fetch: a bug, raised instead of a hang."""
 
 
 class OctopushHTTPError(OctopushError):

@@ -110,6 +110,17 @@ def test_a_near_empty_list_flags_nothing_and_says_why(make_sandbox, make_pipelin
     assert summary.deletions is not None and summary.deletions["marked"] == 190
 
 
+def test_a_read_capped_by_max_pages_flags_nothing_and_says_why(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=200)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox))
+
+    with pytest.raises(OctopushDeletionError, match="the read stopped at max_pages"):
+        run_load(pipeline, sandbox_source(sandbox, detect_deletes=True, max_pages=1))
+
+    assert _flagged(pipeline) == set()
+
+
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_conversations_moving_during_the_read_are_not_taken_for_deleted(
     make_sandbox, make_pipeline, concurrency

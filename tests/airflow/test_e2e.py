@@ -27,6 +27,7 @@ import psycopg2
 import pytest
 import requests
 
+from octopush_provider import CONNECTION_FIELDS
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
@@ -273,13 +274,7 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
     )
     assert fields["port"]["hidden"]
     assert fields["url_schema"]["hidden"]
-    assert set(octopush["extra_fields"]) == {
-        "per_page",
-        "concurrency",
-        "timeout",
-        "allow_insecure_http",
-        "hash_secret",
-    }
+    assert set(octopush["extra_fields"]) == set(CONNECTION_FIELDS)
     # The form shows the hash secret as a password input.
     assert octopush["extra_fields"]["hash_secret"]["schema"]["format"] == "password"
 
