@@ -9,8 +9,9 @@ its hook's.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -20,7 +21,8 @@ from dlt.common.typing import TSecretStrValue
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, SCHEMA, to_table
+from octopush_dlt.arrow import COLUMN_HINTS, SCHEMA, ExtraTypes, to_table
+from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.deletions import (
     DEFAULT_MIN_SHARE,
     DELETION_HINTS,
@@ -34,8 +36,8 @@ from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
+    DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
-    FULL_READ_LAG_SECONDS,
     PRIMARY_KEY,
     RESOURCE_NAME,
     SOURCE_NAME,
@@ -75,39 +77,44 @@ def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]
         yield batch
 
 
-def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[str, int]) -> None:
-    """Count rows as new, updated, or unchanged (re-read inside the lag window)."""
-    for row in rows:
-        first = row["first_message_at"]
-        if previous is None or (first is not None and first > previous):
-            counts["new"] += 1
-        elif row[CURSOR_COLUMN] > previous:
-            counts["updated"] += 1
-        else:
-            counts["unchanged"] += 1
-
-
 def _conversations(
     client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    clock_skew: float,
+    max_pages: int | None,
     privacy: PrivacyPolicy,
     deletions: DeletionPolicy | None,
-    max_pages: int | None,
-    last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
-    With ``deletions``, every conversation the list returns (the lag reaches back to the start).
+    With ``deletions``, every conversation the list returns (:mod:`octopush_dlt.deletions`).
     """
     state = dlt.current.resource_state()
-    previous: datetime | None = last_message_at.get_state().get("last_value")
+    horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
+    previous = stored_cursor(state)
     privacy.check_state(dlt.current.source_state(), loaded=previous is not None)
+    if previous is not None and previous > horizon:
+        logger.warning(
+            "The stored cursor %s is in the future (left by an earlier version): reading every "
+            "page once to recover",
+            previous.isoformat(),
+        )
+        previous = start_date = None
+    start = previous - timedelta(seconds=lag) if previous is not None else start_date
+    if deletions is not None:  # a deletion check reads, and reloads, the whole list
+        start = None
     guard = ReadGuard(
-        start=last_message_at.start_value,
+        start=start,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    tally = ReadTally(previous=previous, horizon=horizon)
+    coerced: Counter[str] = Counter()
+    table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
+    extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     pages: Iterable[list[Conversation]] = stream
     listed_at = datetime.now(UTC)
@@ -122,20 +129,27 @@ def _conversations(
     for batch in _batches(pages):
         rows = guard.keep(batch)
         if rows:
-            _classify(rows, previous, counts)
-            table = privacy.apply(to_table(rows))
-            yield table if deletions is None else stamp_listed(table, listed_at)
+            tally.add(rows)
+            arrow = privacy.apply(to_table(rows, coerced=coerced, extra_types=extra_types))
+            yield arrow if deletions is None else stamp_listed(arrow, listed_at)
+    for field, count in sorted(coerced.items()):
+        logger.warning(
+            "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
+            count,
+            field,
+        )
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     if stream.report.stop_reason is StopReason.MAX_PAGES:
         # The pages past the cap were not read: a cursor moved past them would skip them for
         # good. Keep it where it was, so that a run without the cap reads them.
-        last_message_at.get_state()["last_value"] = previous
         logger.warning(
             "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
             previous.isoformat() if previous else "its start",
         )
-    state["last_read"] = {**stream.report.as_dict(), **counts}
+    else:
+        store_cursor(state, tally.cursor)
+    state["last_read"] = {**stream.report.as_dict(), **tally.finish()}
     if deletions is not None:
         state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
 
@@ -145,11 +159,12 @@ def conversations_resource(
     *,
     start_date: datetime | None,
     lag: float,
+    clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
+    max_pages: int | None = None,
     privacy: PrivacyPolicy | None = None,
     deletions: DeletionPolicy | None = None,
-    max_pages: int | None = None,
 ) -> DltResource:
-    """The ``conversations`` resource bound to a client, with its incremental cursor."""
+    """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
     privacy = privacy or PrivacyPolicy()
     hints = privacy.hints(_HINTS) | (DELETION_HINTS if deletions else {})
     resource = dlt.resource(
@@ -159,11 +174,14 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=hints,
-    )(client, privacy, deletions, max_pages)
-    # A deletion check reloads every conversation: the lag reaches back past any of them.
-    lag = FULL_READ_LAG_SECONDS if deletions else lag
-    resource.apply_hints(
-        incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
+    )(
+        client,
+        start_date=start_date,
+        lag=lag,
+        clock_skew=clock_skew,
+        max_pages=max_pages,
+        privacy=privacy,
+        deletions=deletions,
     )
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
@@ -181,22 +199,25 @@ def octopush_source(
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
+    clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
+    max_pages: int | None = None,
     hash_columns: list[str] | None = None,
     drop_columns: list[str] | None = None,
     hash_secret: TSecretStrValue | None = dlt.secrets.value,
     detect_deletes: bool = False,
     deletes_mode: str = "soft",
     deletes_min_share: float = DEFAULT_MIN_SHARE,
-    max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``.
 
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run. ``max_pages`` caps the pages one run reads (a safety cap: a capped
-    run loads what it read but keeps the cursor where it was). Pass ``client`` to reuse a
-    configured :class:`OctopushClient`; the credential and connection settings are then ignored.
+    the cursor on every run; a ``last_message_at`` more than ``clock_skew_seconds`` after the
+    start of the run is in the future: loaded, but it never moves the cursor. ``max_pages`` caps
+    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
+    where it was). Pass ``client`` to reuse a configured :class:`OctopushClient`; the credential
+    and connection settings are then ignored.
 
     ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
     ``drop_columns`` removed, before dlt sees them (:mod:`octopush_dlt.privacy`).
@@ -216,8 +237,9 @@ def octopush_source(
         if detect_deletes
         else None
     )
-    if lag_seconds < 0:
-        raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
+        if seconds < 0:
+            raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
     if max_pages is not None and (
         isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
     ):
@@ -253,6 +275,7 @@ def octopush_source(
         client,
         start_date=start,
         lag=lag_seconds,
+        clock_skew=clock_skew_seconds,
         max_pages=max_pages,
         privacy=privacy,
         deletions=deletions,

@@ -144,18 +144,30 @@ class PrivacyPolicy:
         return {name: hint for name, hint in columns.items() if name not in self.drop_columns}
 
     def apply(self, table: pa.Table) -> pa.Table:
-        """The table with its hashed columns replaced and its dropped columns removed."""
-        table = table.drop_columns(
-            [name for name in self.drop_columns if name in table.schema.names]
-        )
+        """The table with its hashed columns replaced and its dropped columns removed.
+
+        A column also gets the treatment of the columns it holds or that hold it: the whole
+        nested object landed as JSON text when the API sent no object (``recipient_details``
+        for ``recipient_details__phone_number``), a value of another type landed beside the
+        column (``last_message__v_text``).
+        """
+        names = table.schema.names
+        table = table.drop_columns([name for name in names if _covered(name, self.drop_columns)])
         if self.secret is None:
             return table
-        for name in self.hash_columns:
-            index = table.schema.get_field_index(name)
-            if index >= 0:
+        for index, name in enumerate(table.schema.names):
+            if _covered(name, self.hash_columns):
                 pseudonyms = _hash_column(table.column(index), self.secret)
                 table = table.set_column(index, pa.field(name, pa.string()), pseudonyms)
         return table
+
+
+def _covered(column: str, names: Iterable[str]) -> bool:
+    """True when ``column`` is one of ``names``, holds one of them, or is held by one."""
+    return any(
+        column == name or name.startswith(column + "__") or column.startswith(name + "__")
+        for name in names
+    )
 
 
 def _hash_column(column: pa.ChunkedArray, secret: bytes) -> pa.ChunkedArray:

@@ -277,3 +277,44 @@ def test_settings_come_from_dlt_config_and_secrets(
     assert "last_message" not in columns
     # dlt's trace records resolved settings: the secret must not be among them.
     assert _leaks(_dump_folder(tmp_path) + _dump_warehouse(pipeline), {SECRET}) == []
+
+
+def test_a_nested_object_landed_whole_and_a_type_variant_are_treated_like_their_columns(
+    make_sandbox, make_pipeline
+):
+    sandbox = make_sandbox(conversations=20)
+    first, second = (row["conversation_id"] for row in sandbox.store.snapshot()[:2])
+    # Not an object: it lands whole, as JSON text, in a column of its own.
+    sandbox.store.rewrite(first, {"recipient_details": "+33612345678 Camille Martin"})
+    pipeline = make_pipeline()
+
+    run_load(
+        pipeline,
+        sandbox_source(
+            sandbox,
+            hash_columns=["recipient_details__phone_number"],
+            drop_columns=["last_message"],
+            hash_secret=SECRET,
+        ),
+    )
+    sandbox.store.rewrite(second, {"last_message": {"text": "Bonjour"}})
+    sandbox.store.bump_ids([second])
+    run_load(
+        pipeline,
+        sandbox_source(
+            sandbox,
+            hash_columns=["recipient_details__phone_number"],
+            drop_columns=["last_message"],
+            hash_secret=SECRET,
+        ),
+    )
+
+    dump = _dump_warehouse(pipeline)
+    assert "+33612345678" not in dump and "Bonjour" not in dump
+    with pipeline.sql_client() as client:
+        columns = {name for name, *_ in client.execute_sql("DESCRIBE conversations")}
+        (whole,) = client.execute_sql(
+            "SELECT recipient_details FROM conversations WHERE conversation_id = ?", first
+        )[0]
+    assert not {name for name in columns if name.split("__")[0] == "last_message"}
+    assert whole == hmac_hex(SECRET.encode(), "+33612345678 Camille Martin")

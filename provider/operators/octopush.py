@@ -194,8 +194,13 @@ class OctopushToDestinationOperator(BaseOperator):
             source = octopush_source(client=client, **source_options)
             summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
         self.log.info(
-            "Loaded %d conversations from %d pages; cursor %s; load id %s",
+            "Loaded %d conversations (new %d, updated %d, re-read unchanged %d, future-dated %d) "
+            "from %d pages; cursor %s; load id %s",
             summary["conversations_loaded"],
+            summary["new"],
+            summary["updated"],
+            summary["unchanged"],
+            summary["future"],
             summary["pages"],
             summary["cursor"],
             summary["load_id"],
