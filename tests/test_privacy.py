@@ -287,27 +287,16 @@ def test_a_nested_object_landed_whole_and_a_type_variant_are_treated_like_their_
     # Not an object: it lands whole, as JSON text, in a column of its own.
     sandbox.store.rewrite(first, {"recipient_details": "+33612345678 Camille Martin"})
     pipeline = make_pipeline()
+    settings = {
+        "hash_columns": ["recipient_details__phone_number"],
+        "drop_columns": ["last_message"],
+        "hash_secret": SECRET,
+    }
 
-    run_load(
-        pipeline,
-        sandbox_source(
-            sandbox,
-            hash_columns=["recipient_details__phone_number"],
-            drop_columns=["last_message"],
-            hash_secret=SECRET,
-        ),
-    )
+    run_load(pipeline, sandbox_source(sandbox, **settings))
     sandbox.store.rewrite(second, {"last_message": {"text": "Bonjour"}})
     sandbox.store.bump_ids([second])
-    run_load(
-        pipeline,
-        sandbox_source(
-            sandbox,
-            hash_columns=["recipient_details__phone_number"],
-            drop_columns=["last_message"],
-            hash_secret=SECRET,
-        ),
-    )
+    run_load(pipeline, sandbox_source(sandbox, **settings))
 
     dump = _dump_warehouse(pipeline)
     assert "+33612345678" not in dump and "Bonjour" not in dump
