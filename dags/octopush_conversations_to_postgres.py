@@ -1,11 +1,18 @@
-"""Every hour, load new and changed Octopush conversations into Postgres.
+"""### Octopush conversations into Postgres
 
-Credentials come from two Airflow connections: ``octopush_default`` for the API and
-``octopush_postgres`` (a Postgres connection; its schema field is the database) for the
-warehouse. Rows land in the ``octopush`` schema unless ``OCTOPUSH_DATASET`` says otherwise.
-Trigger a run with ``{"full_refresh": true}`` to drop the table and cursor and load everything
-again. Once a week (and on a run triggered with ``{"detect_deletes": true}``) the run reads
-every page and flags the conversations deleted at the source (``_octopush_deleted_at``).
+Every hour, loads new and changed Octopush conversations into Postgres, incrementally: each run
+reads only the pages newer than the cursor kept in the warehouse.
+
+**Credentials**: the `octopush_default` connection (type Octopush: API login and API key) and
+the `octopush_postgres` connection (type Postgres; its Database field names the database).
+
+**Where the data lands**: table `conversations` in schema `octopush` (or `$OCTOPUSH_DATASET`) of
+that database.
+
+**Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
+table and the cursor, then load everything again. `detect_deletes` (default false; on by itself
+in the run due Sunday at 03:00 UTC): read every page and flag the conversations deleted at the
+source in `_octopush_deleted_at`.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
 from octopush_provider.operators.octopush import (
     WEEKLY_DELETE_CHECK,
     OctopushToDestinationOperator,
+    detect_deletes_param,
+    full_refresh_param,
 )
 
 with DAG(
@@ -29,12 +38,8 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={
-        "full_refresh": Param(False, type="boolean", description="Reload everything"),
-        "detect_deletes": Param(
-            False, type="boolean", description="Flag conversations deleted at the source"
-        ),
-    },
+    params={"full_refresh": full_refresh_param(), "detect_deletes": detect_deletes_param()},
+    doc_md=__doc__,
     tags=["octopush", "postgres"],
 ):
     OctopushToDestinationOperator(
@@ -43,5 +48,5 @@ with DAG(
         destination_conn_id="octopush_postgres",
         dataset_name=os.environ.get("OCTOPUSH_DATASET", "octopush"),
         full_refresh="{{ params.full_refresh }}",
-        detect_deletes=WEEKLY_DELETE_CHECK,  # and on Sundays, 03:00 UTC
+        detect_deletes=WEEKLY_DELETE_CHECK,
     )

@@ -10,10 +10,12 @@ earlier run left on some worker's disk.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseHook, BaseOperator
+from airflow.sdk import Asset, BaseHook, BaseOperator, Param
 
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook, as_bool
@@ -21,9 +23,32 @@ from octopush_provider.hooks.octopush import OctopushHook, as_bool
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["WEEKLY_DELETE_CHECK", "OctopushToDestinationOperator", "conversations_asset"]
+__all__ = [
+    "WEEKLY_DELETE_CHECK",
+    "OctopushToDestinationOperator",
+    "conversations_asset",
+    "detect_deletes_param",
+    "full_refresh_param",
+]
 
 TABLE_NAME = "conversations"
+
+# What dlt's own Airflow support (it reads the ``dlt_secrets_toml`` variable) warns about on every
+# run under Airflow 3: it calls Airflow 2 APIs. The calls are dlt's, and they still work.
+_DLT_AIRFLOW_DEPRECATIONS = (
+    r"Using Variable\.get from `airflow\.models` is deprecated",
+    r"The `airflow\.operators\.python\.get_current_context` attribute is deprecated",
+)
+
+
+@contextmanager
+def _without_dlt_airflow_deprecations() -> Iterator[None]:
+    """Keep dlt's Airflow 2 deprecation warnings out of the task log, and nothing else."""
+    with warnings.catch_warnings():
+        for message in _DLT_AIRFLOW_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
 
 # ``detect_deletes`` for an hourly DAG with a ``detect_deletes`` param: on when a run asks for it,
 # and once a week (the run due Sunday at 03:00 UTC). The check runs inside the hourly DAG rather
@@ -43,6 +68,34 @@ def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
     Postgres or Google providers, if installed) from validating it as a URI of theirs.
     """
     return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+
+def full_refresh_param() -> Param:
+    """The DAG param that lets a manual run reload everything, as the trigger form shows it.
+
+    Declare it as ``params={"full_refresh": full_refresh_param()}`` and pass the operator
+    ``full_refresh="{{ params.full_refresh }}"``.
+    """
+    return Param(
+        False,
+        type="boolean",
+        title="Full refresh",
+        description="Drop the table and the cursor, then load every conversation again.",
+    )
+
+
+def detect_deletes_param() -> Param:
+    """The DAG param that lets a manual run check for deleted conversations.
+
+    Declare it as ``params={"detect_deletes": detect_deletes_param()}`` and pass the operator
+    ``detect_deletes=WEEKLY_DELETE_CHECK`` (or ``"{{ params.detect_deletes }}"``).
+    """
+    return Param(
+        False,
+        type="boolean",
+        title="Detect deletions",
+        description="Read every page and flag the conversations deleted at the source.",
+    )
 
 
 class OctopushToDestinationOperator(BaseOperator):
@@ -135,6 +188,10 @@ class OctopushToDestinationOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
+        with _without_dlt_airflow_deprecations():
+            return self._load(context)
+
+    def _load(self, context: Context) -> dict[str, Any]:
         # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
         import dlt  # noqa: PLC0415
 
