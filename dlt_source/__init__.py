@@ -1,4 +1,4 @@
-"""dlt source for Octopush conversations: exact, incremental and fast.
+"""dlt source for Octopush conversations and their messages: exact, incremental and fast.
 
 ``octopush_source()`` reads its settings from the ``[sources.octopush]`` section of dlt's config
 and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or takes a ready
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,8 @@ from dlt.common.typing import TSecretStrValue
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, SCHEMA, ExtraTypes, to_table
+from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.backfill import Backfill, SliceSelector
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.deletions import (
     DEFAULT_MIN_SHARE,
@@ -31,6 +32,7 @@ from octopush_dlt.deletions import (
     held_ids,
     stamp_listed,
 )
+from octopush_dlt.messages import messages_resource
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
@@ -38,30 +40,38 @@ from octopush_dlt.settings import (
     CURSOR_COLUMN,
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
+    MESSAGES_RESOURCE_NAME,
     PRIMARY_KEY,
     RESOURCE_NAME,
+    SLICE_CONVERSATIONS,
     SOURCE_NAME,
     TABLE_NAME,
 )
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES, TABLES
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import StopReason
+from octopush_provider.paging import PageStream
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
     DEFAULT_PER_PAGE,
     LOAD_CONCURRENCY,
+    MESSAGES_PATH,
 )
 
-__all__ = ["octopush_source"]
+__all__ = ["RESOURCES", "octopush_source"]
 
 logger = logging.getLogger(__name__)
 
+RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
+
+_COLUMN_HINTS = column_hints(CONVERSATIONS)
 # The newest version wins when moving data puts a conversation twice in one load.
 _HINTS: TTableSchemaColumns = {
-    **COLUMN_HINTS,
-    CURSOR_COLUMN: {**COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
+    **_COLUMN_HINTS,
+    CURSOR_COLUMN: {**_COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
 }
 
 
@@ -84,12 +94,14 @@ def _conversations(
     lag: float,
     clock_skew: float,
     max_pages: int | None,
+    slice_size: int | None,
     privacy: PrivacyPolicy,
     deletions: DeletionPolicy | None,
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
-    With ``deletions``, every conversation the list returns (:mod:`octopush_dlt.deletions`).
+    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`). With
+    ``deletions``, every conversation the list returns (see :mod:`octopush_dlt.deletions`).
     """
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
@@ -102,36 +114,51 @@ def _conversations(
             previous.isoformat(),
         )
         previous = start_date = None
-    start = previous - timedelta(seconds=lag) if previous is not None else start_date
-    if deletions is not None:  # a deletion check reads, and reloads, the whole list
-        start = None
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
+    if deletions is not None and slicing:
+        logger.warning("Deletion check skipped: the first load is still going in slices")
+        deletions = None
     guard = ReadGuard(
-        start=start,
+        # A deletion check reads, and reloads, the whole list.
+        start=None
+        if deletions is not None
+        else previous - timedelta(seconds=lag)
+        if previous is not None
+        else start_date,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    tally = ReadTally(previous=previous, horizon=horizon)
+    # Every conversation of a slice is new to the table, wherever the cursor stands.
+    tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
     coerced: Counter[str] = Counter()
     table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
-    pages: Iterable[list[Conversation]] = stream
-    listed_at = datetime.now(UTC)
-    if deletions is not None:
-        pipeline = dlt.current.pipeline()
-        pages = full_read(
-            stream,
-            client=client,
-            held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
-            max_pages=max_pages,
-        )
-    for batch in _batches(pages):
-        rows = guard.keep(batch)
-        if rows:
-            tally.add(rows)
-            arrow = privacy.apply(to_table(rows, coerced=coerced, extra_types=extra_types))
-            yield arrow if deletions is None else stamp_listed(arrow, listed_at)
+    if slicing and slice_size:
+        backfill = Backfill.from_state(saved) if saved else Backfill()
+        rows = _slice(stream, guard, backfill, size=slice_size)
+        tally.add(rows)
+        for start_row in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start_row : start_row + BATCH_ROWS]
+            yield privacy.apply(
+                to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+            )
+        state["backfill"] = backfill.as_state()
+    else:
+        listed_at = datetime.now(UTC)
+        for batch in _batches(_checked(stream, client, deletions, max_pages)):
+            rows = guard.keep(batch)
+            if rows:
+                tally.add(rows)
+                arrow = to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+                arrow = privacy.apply(arrow)
+                yield arrow if deletions is None else stamp_listed(arrow, listed_at)
+    # A last, empty batch runs the messages transformer even when every row was filtered out,
+    # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
+    yield []
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
@@ -149,9 +176,55 @@ def _conversations(
         )
     else:
         store_cursor(state, tally.cursor)
-    state["last_read"] = {**stream.report.as_dict(), **tally.finish()}
+    state["last_read"] = {
+        **stream.report.as_dict(),
+        **tally.finish(),
+        "slice": slicing,
+        "load_id": dlt.current.load_package_state()["load_id"],
+    }
     if deletions is not None:
         state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
+
+
+def _checked(
+    stream: PageStream,
+    client: OctopushClient,
+    deletions: DeletionPolicy | None,
+    max_pages: int | None,
+) -> Iterable[list[Conversation]]:
+    """The pages of the read; for a deletion check, also what moving data hid from them."""
+    if deletions is None:
+        return stream
+    pipeline = dlt.current.pipeline()
+    return full_read(
+        stream,
+        client=client,
+        held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
+        max_pages=max_pages,
+    )
+
+
+def _slice(
+    stream: PageStream, guard: ReadGuard, backfill: Backfill, *, size: int
+) -> list[Conversation]:
+    """The conversations of one slice of a first load: the next ``size``, oldest first.
+
+    Newest-first, every row a slice wants is newer than the guard's start (the start date, or
+    the end of the slices done minus the lag): the read stops there, as an incremental one does.
+    A read capped by ``max_pages`` did not reach the oldest conversations, on the pages past the
+    cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
+    """
+    selector = SliceSelector(after=backfill.done_upto, size=size)
+    for page in stream:
+        selector.offer(guard.keep(page))
+    rows, complete = selector.take()
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        return rows
+    backfill.complete = complete
+    backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
+    backfill.done += len(rows)
+    backfill.known = backfill.done + selector.candidates - len(rows)
+    return rows
 
 
 def conversations_resource(
@@ -161,6 +234,7 @@ def conversations_resource(
     lag: float,
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
+    slice_size: int | None = None,
     privacy: PrivacyPolicy | None = None,
     deletions: DeletionPolicy | None = None,
 ) -> DltResource:
@@ -180,6 +254,7 @@ def conversations_resource(
         lag=lag,
         clock_skew=clock_skew,
         max_pages=max_pages,
+        slice_size=slice_size,
         privacy=privacy,
         deletions=deletions,
     )
@@ -195,6 +270,9 @@ def octopush_source(
     api_key: str | None = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     conversations_path: str = CONVERSATIONS_PATH,
+    messages_path: str = MESSAGES_PATH,
+    resources: Sequence[str] = RESOURCES,
+    slice_conversations: int = SLICE_CONVERSATIONS,
     per_page: int = DEFAULT_PER_PAGE,
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
@@ -210,33 +288,44 @@ def octopush_source(
     deletes_min_share: float = DEFAULT_MIN_SHARE,
     client: Any = None,
 ) -> Any:
-    """Octopush conversations, loaded incrementally on ``last_message_at``.
+    """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
 
-    ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run; a ``last_message_at`` more than ``clock_skew_seconds`` after the
-    start of the run is in the future: loaded, but it never moves the cursor. ``max_pages`` caps
-    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
-    where it was). Pass ``client`` to reuse a configured :class:`OctopushClient`; the credential
-    and connection settings are then ignored.
+    ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
+    read in the run, so it needs them), or both (the default). A first load with messages
+    commits every ``slice_conversations`` conversations. ``start_date`` (ISO 8601) limits the
+    first load; ``lag_seconds`` re-reads that much before the cursor on every run; a
+    ``last_message_at`` more than ``clock_skew_seconds`` after the start of the run is in the
+    future: loaded, but it never moves the cursor. ``max_pages`` caps the pages one run reads (a
+    safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
+    first load, where they were). Pass ``client`` to reuse a configured
+    :class:`OctopushClient`; the credential and connection settings are then ignored.
 
     ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
-    ``drop_columns`` removed, before dlt sees them (:mod:`octopush_dlt.privacy`).
-    ``detect_deletes`` reads the whole list so that :func:`octopush_dlt.runner.run_load` can flag
-    (``deletes_mode="soft"``) or remove (``"hard"``) the conversations it no longer returns,
-    unless it returns fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
+    ``drop_columns`` removed, in every table that has them, before dlt sees them
+    (:mod:`octopush_dlt.privacy`). ``detect_deletes`` reads the whole list so that
+    :func:`octopush_dlt.runner.run_load` can flag (``deletes_mode="soft"``) or remove
+    (``"hard"``, with their messages) the conversations it no longer returns, unless it returns
+    fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
     """
+    chosen = _check_resources(resources)
     privacy = PrivacyPolicy.build(
         hash_columns=hash_columns,
         drop_columns=drop_columns,
         hash_secret=hash_secret,
-        tables={TABLE_NAME: SCHEMA.names},
-        protected=(PRIMARY_KEY, CURSOR_COLUMN),
+        tables={table.name: table.schema.names for table in TABLES},
+        protected=(PRIMARY_KEY, CURSOR_COLUMN, MESSAGES.primary_key),
     )
     deletions = (
         DeletionPolicy.build(mode=deletes_mode, min_share=deletes_min_share)
         if detect_deletes
         else None
     )
+    if isinstance(slice_conversations, bool) or not (
+        isinstance(slice_conversations, int) and slice_conversations >= 1
+    ):
+        raise OctopushConfigError(
+            f"slice_conversations must be a positive integer, got {slice_conversations!r}"
+        )
     for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
         if seconds < 0:
             raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
@@ -264,6 +353,7 @@ def octopush_source(
             api_key=str(api_key),
             base_url=base_url,
             path=conversations_path,
+            messages_path=messages_path,
             per_page=per_page,
             concurrency=concurrency,
             allow_insecure_http=allow_insecure_http,
@@ -271,12 +361,36 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(
+    with_messages = MESSAGES_RESOURCE_NAME in chosen
+    conversations = conversations_resource(
         client,
         start_date=start,
         lag=lag_seconds,
         clock_skew=clock_skew_seconds,
         max_pages=max_pages,
+        slice_size=slice_conversations if with_messages else None,
         privacy=privacy,
         deletions=deletions,
     )
+    if not with_messages:
+        return conversations
+    return [
+        conversations,
+        messages_resource(conversations, client, lag=lag_seconds, privacy=privacy),
+    ]
+
+
+def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:
+    """The chosen resources; messages are read for the conversations read, so need them."""
+    chosen = (resources,) if isinstance(resources, str) else tuple(resources)
+    unknown = [name for name in chosen if name not in RESOURCES]
+    if unknown or not chosen:
+        raise OctopushConfigError(
+            f"resources must be some of {', '.join(RESOURCES)}; got {list(chosen)!r}"
+        )
+    if RESOURCE_NAME not in chosen:
+        raise OctopushConfigError(
+            "resources: messages are read for the conversations each run reads, so "
+            f"'{RESOURCE_NAME}' must be loaded with them; got {list(chosen)!r}"
+        )
+    return chosen

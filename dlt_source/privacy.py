@@ -139,6 +139,10 @@ class PrivacyPolicy:
             raise OctopushPrivacyError(_change_message(previous, current))
         state[STATE_KEY] = current
 
+    def touches(self, column: str) -> bool:
+        """True when ``column`` is hashed or dropped."""
+        return _covered(column, (*self.hash_columns, *self.drop_columns))
+
     def hints(self, columns: TTableSchemaColumns) -> TTableSchemaColumns:
         """dlt column hints without the dropped columns."""
         return {name: hint for name, hint in columns.items() if name not in self.drop_columns}

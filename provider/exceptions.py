@@ -8,6 +8,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     │                             ones the tables were loaded with
     ├── OctopushDeletionError     deletion detection refused to mark rows (the list looked broken)
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
+    │   └── OctopushMismatchError messages that cannot belong to the conversation asked about
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
     ├── OctopushStalledReadError  a reader waited for a page that no worker can deliver (a bug)
     └── OctopushHTTPError         an error status
@@ -48,6 +49,10 @@ class OctopushDeletionError(OctopushError):
 
 class OctopushResponseError(OctopushError):
     """The API answered with success but the body is not a JSON array of conversations."""
+
+
+class OctopushMismatchError(OctopushResponseError):
+    """The messages answered for a conversation cannot be its own (the API ignored the filter)."""
 
 
 class OctopushConnectionError(OctopushError):

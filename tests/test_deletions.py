@@ -178,6 +178,9 @@ def test_hard_mode_removes_deleted_conversations(make_sandbox, make_pipeline):
     remaining = set(_flags(pipeline))
     assert remaining == {row["conversation_id"] for row in sandbox.store.snapshot()}
     assert not remaining & set(deleted)
+    with pipeline.sql_client() as client:
+        parents = {row[0] for row in client.execute_sql("SELECT conversation_id FROM messages")}
+    assert parents and not parents & set(deleted)
     assert summary.deletions is not None and summary.deletions["marked"] == 4
 
 

@@ -31,6 +31,11 @@ PERSONAL = [
     "recipient_details__phone_number",
     "recipient_details__name",
     "agent_assigned_to",
+    # messages
+    "user_identifier",
+    "user_identifiers__phone_number",
+    "user_identifiers__email",
+    "contact_name",
 ]
 
 
@@ -89,7 +94,7 @@ def _pseudonymised_load(sandbox: Any, pipeline: dlt.Pipeline, caplog: Any) -> No
             sandbox_source(
                 sandbox,
                 hash_columns=PERSONAL,
-                drop_columns=["last_message"],
+                drop_columns=["last_message", "text"],
                 hash_secret=SECRET,
             ),
         )
@@ -288,6 +293,7 @@ def test_a_nested_object_landed_whole_and_a_type_variant_are_treated_like_their_
     sandbox.store.rewrite(first, {"recipient_details": "+33612345678 Camille Martin"})
     pipeline = make_pipeline()
     settings = {
+        "resources": ["conversations"],
         "hash_columns": ["recipient_details__phone_number"],
         "drop_columns": ["last_message"],
         "hash_secret": SECRET,

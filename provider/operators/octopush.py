@@ -1,4 +1,4 @@
-"""The load operator: Octopush conversations into any dlt destination, incrementally.
+"""The load operator: Octopush conversations and messages into any dlt destination, incrementally.
 
 The operator is glue: the hook builds the client, :func:`octopush_dlt.octopush_source` reads it,
 :func:`octopush_dlt.runner.run_load` loads and sums up. What makes it safe to run on any worker is
@@ -29,9 +29,21 @@ __all__ = [
     "conversations_asset",
     "detect_deletes_param",
     "full_refresh_param",
+    "table_asset",
 ]
 
-TABLE_NAME = "conversations"
+TABLES = ("conversations", "messages")  # the source's resources, each loading its own table
+
+
+def table_asset(*, destination: str, dataset_name: str, table: str) -> Asset:
+    """The Asset of one table a load updates: schedule downstream DAGs on it.
+
+    ``schedule=[table_asset(destination="duckdb", dataset_name="octopush", table="messages")]``
+    runs a DAG after every successful load of that table. The ``x-`` scheme keeps Airflow (and
+    the Postgres or Google providers, if installed) from validating it as a URI of theirs.
+    """
+    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{table}")
+
 
 # What dlt's own Airflow support (it reads the ``dlt_secrets_toml`` variable) warns about on every
 # run under Airflow 3: it calls Airflow 2 APIs. The calls are dlt's, and they still work.
@@ -61,13 +73,15 @@ WEEKLY_DELETE_CHECK = (
 
 
 def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
-    """The Asset a load updates: schedule downstream DAGs on it.
+    """The Asset of the conversations table: see :func:`table_asset`."""
+    return table_asset(destination=destination, dataset_name=dataset_name, table=TABLES[0])
 
-    ``schedule=[conversations_asset(destination="duckdb", dataset_name="octopush")]`` runs a DAG
-    after every successful load into that dataset. The ``x-`` scheme keeps Airflow (and the
-    Postgres or Google providers, if installed) from validating it as a URI of theirs.
-    """
-    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+def _table_figures(summary: dict[str, Any], table: str) -> dict[str, Any]:
+    """What an asset event of ``table`` reports: that table's figures of the run."""
+    if table == TABLES[1]:
+        return {**(summary.get(table) or {}), "load_id": summary["load_id"]}
+    return {name: value for name, value in summary.items() if name != TABLES[1]}
 
 
 def full_refresh_param() -> Param:
@@ -130,9 +144,13 @@ class OctopushToDestinationOperator(BaseOperator):
         turn it on for one run a week.
     :param deletes_min_share: mark nothing when the list returns under this share of the
         table (the source's default, 0.5, when ``None``).
+    :param resources: the tables to load: ``["conversations"]`` or, by default, both
+        conversations and messages.
 
-    Returns a summary (counts, pages, cursor, load id) to XCom: never rows, never secrets. Its
-    outlet is :func:`conversations_asset` unless ``outlets`` is given.
+    Returns a summary (counts, pages, cursor, load id, and a ``messages`` entry with that
+    table's figures) to XCom: never rows, never secrets. Its outlets are one
+    :func:`table_asset` per table loaded unless ``outlets`` is given; each asset event carries
+    its own table's figures.
     """
 
     template_fields: Sequence[str] = (
@@ -164,10 +182,15 @@ class OctopushToDestinationOperator(BaseOperator):
         detect_deletes: bool | str = False,
         deletes_mode: str = "soft",
         deletes_min_share: float | None = None,
+        resources: Sequence[str] = TABLES,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault(
-            "outlets", [conversations_asset(destination=destination, dataset_name=dataset_name)]
+            "outlets",
+            [
+                table_asset(destination=destination, dataset_name=dataset_name, table=table)
+                for table in resources
+            ],
         )
         super().__init__(**kwargs)
         self.destination = destination
@@ -185,6 +208,8 @@ class OctopushToDestinationOperator(BaseOperator):
         self.detect_deletes = detect_deletes
         self.deletes_mode = deletes_mode
         self.deletes_min_share = deletes_min_share
+        # Not ``self.resources``: BaseOperator keeps its executor resources there.
+        self.tables = list(resources)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
@@ -214,6 +239,7 @@ class OctopushToDestinationOperator(BaseOperator):
         )
         source_options: dict[str, Any] = {
             "start_date": self.since,
+            "resources": self.tables,
             "hash_columns": self.hash_columns,
             "drop_columns": self.drop_columns,
             "detect_deletes": detect_deletes,
@@ -224,7 +250,8 @@ class OctopushToDestinationOperator(BaseOperator):
         if self.deletes_min_share is not None:
             source_options["deletes_min_share"] = self.deletes_min_share
         self.log.info(
-            "Loading Octopush conversations from connection %r into %s dataset %r (pipeline %r%s)",
+            "Loading Octopush %s from connection %r into %s dataset %r (pipeline %r%s)",
+            " and ".join(self.tables),
             self.octopush_conn_id,
             self.destination,
             self.dataset_name,
@@ -262,11 +289,21 @@ class OctopushToDestinationOperator(BaseOperator):
             summary["cursor"],
             summary["load_id"],
         )
+        if summary["messages"]:
+            self.log.info(
+                "Loaded %d messages of %d conversations; %d kept apart; %d disagree",
+                summary["messages"]["messages_loaded"],
+                summary["messages"]["conversations_read"],
+                summary["messages"]["kept_apart"],
+                summary["messages"]["disagreeing"],
+            )
         if summary["deletions"]:
             self.log.info("Deletion detection: %s", summary["deletions"])
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = summary
+                table = outlet.uri.rsplit("/", 1)[-1]
+                extra = _table_figures(summary, table) if table in TABLES else summary
+                context["outlet_events"][outlet].extra = extra
         return summary
 
 
