@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.typing import TSecretStrValue
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.hints import TResourceHints
 from dlt.extract.items import DataItemWithMeta
@@ -25,9 +26,18 @@ from dlt.extract.resource import DltResource
 from octopush_dlt.arrow import ExtraTypes, column_hints, fast_table, to_table
 from octopush_dlt.backfill import Backfill, SliceSelector
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
+from octopush_dlt.deletions import (
+    DEFAULT_MIN_SHARE,
+    DELETION_HINTS,
+    DeletionPolicy,
+    full_read,
+    held_ids,
+    stamp_listed,
+)
 from octopush_dlt.first_load import table_is_absent
 from octopush_dlt.instants import Keys
 from octopush_dlt.messages import messages_resource
+from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
@@ -41,7 +51,7 @@ from octopush_dlt.settings import (
     SOURCE_NAME,
     TABLE_NAME,
 )
-from octopush_dlt.tables import CONVERSATIONS
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES, TABLES
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, parse_page, to_utc
 from octopush_provider.exceptions import OctopushConfigError
@@ -61,6 +71,8 @@ logger = logging.getLogger(__name__)
 
 RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
 
+_Part = TypeVar("_Part")
+
 _COLUMN_HINTS = column_hints(CONVERSATIONS)
 # The newest version wins when moving data puts a conversation twice in one load.
 _HINTS: TTableSchemaColumns = {
@@ -77,16 +89,16 @@ def _append_hints() -> TResourceHints:
     )
 
 
-def _batches(pages: Iterable[Page]) -> Iterator[list[Page]]:
-    """Pages joined into batches of about ``BATCH_ROWS`` rows."""
-    batch: list[Page] = []
-    rows = 0
-    for page in pages:
-        batch.append(page)
-        rows += len(page.conversations)
-        if rows >= BATCH_ROWS:
+def _batches(parts: Iterable[_Part], *, rows: Callable[[_Part], int]) -> Iterator[list[_Part]]:
+    """Pages (or lists of rows) joined into batches of about ``BATCH_ROWS`` rows."""
+    batch: list[_Part] = []
+    count = 0
+    for part in parts:
+        batch.append(part)
+        count += rows(part)
+        if count >= BATCH_ROWS:
             yield batch
-            batch, rows = [], 0
+            batch, count = [], 0
     if batch:
         yield batch
 
@@ -101,18 +113,52 @@ def _table(
     """
     if all(page.table is not None for page in batch):
         return guard.keep_table(pa.concat_tables([page.table for page in batch]))
-    rows = guard.keep(
-        [
-            row
-            for page in batch
-            for row in (
-                page.conversations
-                if page.table is None
-                else parse_page(page.conversations, page=page.number)
-            )
-        ]
-    )
-    return to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types) if rows else None
+    rows = [
+        row
+        for page in batch
+        for row in (
+            page.conversations
+            if page.table is None
+            else parse_page(page.conversations, page=page.number)
+        )
+    ]
+    return _rows_table(rows, guard, coerced=coerced, extra_types=extra_types)
+
+
+def _counted(
+    tables: Iterable[pa.Table | None],
+    *,
+    tally: ReadTally,
+    finish: Callable[[pa.Table], pa.Table],
+    append: bool,
+) -> Iterator[pa.Table | DataItemWithMeta]:
+    """Each table counted (before ``finish``, which may drop columns), then finished.
+
+    One table is held back, so that the last one can carry the write disposition once the whole
+    read is known: hints given with an item apply to the whole load of the table.
+    """
+    held: pa.Table | None = None
+    for table in tables:
+        if table is not None and table.num_rows:
+            tally.add(Keys.of(table))
+            if held is not None:
+                yield held
+            held = finish(table)
+    if held is not None:
+        appends = append and not tally.repeated
+        yield dlt.mark.with_hints(held, _append_hints()) if appends else held
+
+
+def _rows_table(
+    rows: list[Conversation],
+    guard: ReadGuard,
+    *,
+    coerced: Counter[str],
+    extra_types: ExtraTypes,
+) -> pa.Table | None:
+    """Parsed rows at or after the guard's start, the row-wise way (None: no such row)."""
+    kept = guard.keep(rows)
+    return to_table(kept, CONVERSATIONS, coerced=coerced, extra_types=extra_types) if kept else None
 
 
 def _conversations(
@@ -123,14 +169,18 @@ def _conversations(
     clock_skew: float,
     max_pages: int | None,
     slice_size: int | None,
+    privacy: PrivacyPolicy,
+    deletions: DeletionPolicy | None,
 ) -> Iterator[pa.Table | DataItemWithMeta | list[Any]]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
-    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`).
+    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`). With
+    ``deletions``, every conversation the list returns (see :mod:`octopush_dlt.deletions`).
     """
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
     previous = stored_cursor(state)
+    privacy.check_state(dlt.current.source_state(), loaded=previous is not None)
     if previous is not None and previous > horizon:
         logger.warning(
             "The stored cursor %s is in the future (left by an earlier version): reading every "
@@ -138,15 +188,23 @@ def _conversations(
             previous.isoformat(),
         )
         previous = start_date = None
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
+    if deletions is not None and slicing:
+        logger.warning("Deletion check skipped: the first load is still going in slices")
+        deletions = None
     guard = ReadGuard(
-        start=previous - timedelta(seconds=lag) if previous is not None else start_date,
+        # A deletion check reads, and reloads, the whole list.
+        start=None
+        if deletions is not None
+        else previous - timedelta(seconds=lag)
+        if previous is not None
+        else start_date,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    saved = state.get("backfill")
-    # A backfill starts with the very first load and goes on until its last slice is done.
-    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
     # Every conversation of a slice is new to the table, wherever the cursor stands.
     tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
     coerced: Counter[str] = Counter()
@@ -154,6 +212,7 @@ def _conversations(
     extra_types = ExtraTypes(known.get("columns"))
     # Not with messages: the messages transformer would inherit the hints with the table.
     append = slice_size is None and table_is_absent(TABLE_NAME)
+    listed_at = datetime.now(UTC)
     tables: Iterable[pa.Table | None]
     if slicing and slice_size:
         # A slice picks rows from the whole list: they are parsed, not tabulated.
@@ -165,26 +224,36 @@ def _conversations(
             for batch in (rows[at : at + BATCH_ROWS] for at in range(0, len(rows), BATCH_ROWS))
         )
         state["backfill"] = backfill.as_state()
+    elif deletions is not None:
+        # A deletion check reads parsed rows: it adds the rows moving data hid from the list.
+        stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+        tables = (
+            _rows_table(
+                [row for rows in batch for row in rows],
+                guard,
+                coerced=coerced,
+                extra_types=extra_types,
+            )
+            for batch in _batches(_full_read(stream, client, max_pages), rows=len)
+        )
     else:
         stream = client.iter_pages(
             stop_when=guard.should_stop, max_pages=max_pages, tabulate=fast_table
         )
         tables = (
             _table(batch, guard, coerced=coerced, extra_types=extra_types)
-            for batch in _batches(stream.pages())
+            for batch in _batches(stream.pages(), rows=lambda page: len(page.conversations))
         )
-    # One table is held back, so that the last one can carry the write disposition once the
-    # whole read is known: hints given with an item apply to the whole load of the table.
-    held: pa.Table | None = None
-    for table in tables:
-        if table is not None and table.num_rows:
-            tally.add(Keys.of(table))
-            if held is not None:
-                yield held
-            held = table
-    if held is not None:
-        appends = append and not tally.repeated
-        yield dlt.mark.with_hints(held, _append_hints()) if appends else held
+    yield from _counted(
+        tables,
+        tally=tally,
+        finish=lambda table: (
+            privacy.apply(table)
+            if deletions is None
+            else stamp_listed(privacy.apply(table), listed_at)
+        ),
+        append=append,
+    )
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
     yield []
@@ -211,6 +280,21 @@ def _conversations(
         "slice": slicing,
         "load_id": dlt.current.load_package_state()["load_id"],
     }
+    if deletions is not None:
+        state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
+
+
+def _full_read(
+    stream: PageStream, client: OctopushClient, max_pages: int | None
+) -> Iterable[list[Conversation]]:
+    """The pages of the read, then what moving data hid from them (a deletion check)."""
+    pipeline = dlt.current.pipeline()
+    return full_read(
+        stream,
+        client=client,
+        held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
+        max_pages=max_pages,
+    )
 
 
 def _slice(
@@ -244,15 +328,19 @@ def conversations_resource(
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
     slice_size: int | None = None,
+    privacy: PrivacyPolicy | None = None,
+    deletions: DeletionPolicy | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
+    privacy = privacy or PrivacyPolicy()
+    hints = privacy.hints(_HINTS) | (DELETION_HINTS if deletions else {})
     resource = dlt.resource(
         _conversations,
         name=RESOURCE_NAME,
         table_name=TABLE_NAME,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=_HINTS,
+        columns=hints,
     )(
         client,
         start_date=start_date,
@@ -260,6 +348,8 @@ def conversations_resource(
         clock_skew=clock_skew,
         max_pages=max_pages,
         slice_size=slice_size,
+        privacy=privacy,
+        deletions=deletions,
     )
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
@@ -283,6 +373,12 @@ def octopush_source(
     clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
     max_pages: int | None = None,
+    hash_columns: list[str] | None = None,
+    drop_columns: list[str] | None = None,
+    hash_secret: TSecretStrValue | None = dlt.secrets.value,
+    detect_deletes: bool = False,
+    deletes_mode: str = "soft",
+    deletes_min_share: float = DEFAULT_MIN_SHARE,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
@@ -296,8 +392,27 @@ def octopush_source(
     safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
     first load, where they were). Pass ``client`` to reuse a configured
     :class:`OctopushClient`; the credential and connection settings are then ignored.
+
+    ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
+    ``drop_columns`` removed, in every table that has them, before dlt sees them
+    (:mod:`octopush_dlt.privacy`). ``detect_deletes`` reads the whole list so that
+    :func:`octopush_dlt.runner.run_load` can flag (``deletes_mode="soft"``) or remove
+    (``"hard"``, with their messages) the conversations it no longer returns, unless it returns
+    fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
     """
     chosen = _check_resources(resources)
+    privacy = PrivacyPolicy.build(
+        hash_columns=hash_columns,
+        drop_columns=drop_columns,
+        hash_secret=hash_secret,
+        tables={table.name: table.schema.names for table in TABLES},
+        protected=(PRIMARY_KEY, CURSOR_COLUMN, MESSAGES.primary_key),
+    )
+    deletions = (
+        DeletionPolicy.build(mode=deletes_mode, min_share=deletes_min_share)
+        if detect_deletes
+        else None
+    )
     if isinstance(slice_conversations, bool) or not (
         isinstance(slice_conversations, int) and slice_conversations >= 1
     ):
@@ -347,10 +462,15 @@ def octopush_source(
         clock_skew=clock_skew_seconds,
         max_pages=max_pages,
         slice_size=slice_conversations if with_messages else None,
+        privacy=privacy,
+        deletions=deletions,
     )
     if not with_messages:
         return conversations
-    return [conversations, messages_resource(conversations, client, lag=lag_seconds)]
+    return [
+        conversations,
+        messages_resource(conversations, client, lag=lag_seconds, privacy=privacy),
+    ]
 
 
 def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import dlt
     from airflow.models.dagrun import DagRun
 
@@ -33,11 +35,14 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     )
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRun:
+def run_dag(
+    dag_id: str, conf: dict[str, Any] | None = None, *, run_after: datetime | None = None
+) -> DagRun:
     """Parse ``dags/`` as the DAG processor would and run one DAG with ``dag.test()``.
 
-    ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI. Retries are turned
-    off: the example DAGs retry after minutes, and a test should fail now.
+    ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI; ``run_after`` the
+    moment the run is due (now by default). Retries are turned off: the example DAGs retry after
+    minutes, and a test should fail now.
     """
     from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415
 
@@ -46,7 +51,7 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRun:
     dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
-    dag_run: DagRun = dag.test(run_conf=conf)
+    dag_run: DagRun = dag.test(run_after=run_after, run_conf=conf)
     return dag_run
 
 
