@@ -6,6 +6,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     ├── OctopushConfigError       bad client settings (also a ValueError); raised before any I/O
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
+    ├── OctopushCancelledError    the read was cancelled (:meth:`OctopushClient.cancel`)
     └── OctopushHTTPError         an error status
         ├── OctopushAuthError     401 or 403: wrong credentials, or the login may not read
         ├── OctopushRequestError  400 and other 4xx: the request itself is wrong
@@ -32,6 +33,10 @@ class OctopushResponseError(OctopushError):
 
 class OctopushConnectionError(OctopushError):
     """The API could not be reached, or did not answer in time, even after retrying."""
+
+
+class OctopushCancelledError(OctopushError):
+    """The client was cancelled (a killed or timed-out task): no more pages are read."""
 
 
 class OctopushHTTPError(OctopushError):

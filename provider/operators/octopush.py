@@ -21,6 +21,8 @@ from octopush_provider.hooks.octopush import OctopushHook, as_bool
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from octopush_provider.client import OctopushClient
+
 __all__ = ["OctopushToDestinationOperator", "conversations_asset"]
 
 TABLE_NAME = "conversations"
@@ -104,6 +106,7 @@ class OctopushToDestinationOperator(BaseOperator):
         self.full_refresh = full_refresh
         self.since = since
         self.lag_seconds = lag_seconds
+        self._client: OctopushClient | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
@@ -146,6 +149,7 @@ class OctopushToDestinationOperator(BaseOperator):
             OctopushHook(octopush_conn_id=self.octopush_conn_id).get_conn() as client,
             tempfile.TemporaryDirectory(prefix="octopush-dlt-") as pipelines_dir,
         ):
+            self._client = client
             pipeline = dlt.pipeline(
                 pipeline_name=self.pipeline_name,
                 destination=destination,
@@ -165,3 +169,13 @@ class OctopushToDestinationOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = summary
         return summary
+
+    def on_kill(self) -> None:
+        """Stop reading at once: the task was killed or ran past its ``execution_timeout``.
+
+        Nothing is loaded or committed after this, so the cursor stays where the last
+        successful load put it, and the next run reads what this one did not.
+        """
+        if self._client is not None:
+            self.log.warning("Task killed: cancelling the Octopush read")
+            self._client.cancel()

@@ -33,11 +33,12 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     )
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRun:
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **task_settings: Any) -> DagRun:
     """Parse ``dags/`` as the DAG processor would and run one DAG with ``dag.test()``.
 
     ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI. Retries are turned
-    off: the example DAGs retry after minutes, and a test should fail now.
+    off: the example DAGs retry after minutes, and a test should fail now. ``task_settings``
+    (e.g. ``execution_timeout``) are set on every task.
     """
     from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415
 
@@ -46,6 +47,8 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> DagRun:
     dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
+        for name, value in task_settings.items():
+            setattr(task, name, value)
     dag_run: DagRun = dag.test(run_conf=conf)
     return dag_run
 
