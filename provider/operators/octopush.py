@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from octopush_provider.client import OctopushClient
+    from octopush_provider.operators.lineage import LoadLineage
 
 __all__ = ["OctopushToDestinationOperator", "conversations_asset"]
 
@@ -107,6 +108,7 @@ class OctopushToDestinationOperator(BaseOperator):
         self.since = since
         self.lag_seconds = lag_seconds
         self._client: OctopushClient | None = None
+        self._lineage: LoadLineage | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
@@ -116,6 +118,7 @@ class OctopushToDestinationOperator(BaseOperator):
         from octopush_dlt import octopush_source  # noqa: PLC0415
         from octopush_dlt.runner import run_load  # noqa: PLC0415
         from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
+        from octopush_provider.operators.lineage import describe_load  # noqa: PLC0415
 
         try:
             full_refresh = as_bool(self.full_refresh)
@@ -158,6 +161,10 @@ class OctopushToDestinationOperator(BaseOperator):
             )
             source = octopush_source(client=client, **source_options)
             summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
+            try:
+                self._lineage = describe_load(pipeline, endpoints=[client.url])
+            except Exception:  # lineage is an extra: it must never fail a load that succeeded
+                self.log.warning("Could not describe this load for OpenLineage", exc_info=True)
         self.log.info(
             "Loaded %d conversations from %d pages; cursor %s; load id %s",
             summary["conversations_loaded"],
@@ -169,6 +176,15 @@ class OctopushToDestinationOperator(BaseOperator):
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra = summary
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the Octopush endpoint read; the tables written, with schema and rows."""
+        from octopush_provider.operators.lineage import (  # noqa: PLC0415
+            LoadLineage,
+            to_operator_lineage,
+        )
+
+        return to_operator_lineage(self._lineage or LoadLineage(inputs=(), outputs=()))
 
     def on_kill(self) -> None:
         """Stop reading at once: the task was killed or ran past its ``execution_timeout``.

@@ -20,6 +20,8 @@ DAGS_FOLDER = REPO / "dags"
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 POSTGRES: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 TASK_ID = "load_conversations"
+# Trust authentication: any password will do, and dlt wants one.
+POSTGRES_URL = f"postgresql://{POSTGRES['user']}:any@{POSTGRES['host']}:{POSTGRES['port']}/{POSTGRES['dbname']}"
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -18,7 +18,13 @@ import pytest
 
 from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
-from tests.airflow.support import POSTGRES, asset_events, restored_pipeline, return_value, run_dag
+from tests.airflow.support import (
+    POSTGRES_URL,
+    asset_events,
+    restored_pipeline,
+    return_value,
+    run_dag,
+)
 from tests.helpers import expected_table, loaded_table
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -100,30 +106,18 @@ def test_duckdb_dag_loads_everything_then_only_the_changes(
 def test_postgres_dag_loads_everything_then_only_the_changes(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
-    set_connection: Callable[..., None],
+    postgres_connection: str,
     postgres_dataset: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     point_octopush_at(sandbox)
-    set_connection(
-        "octopush_postgres",
-        conn_type="postgres",
-        host=POSTGRES["host"],
-        port=POSTGRES["port"],
-        login=POSTGRES["user"],
-        schema=POSTGRES["dbname"],
-    )
     monkeypatch.setenv("OCTOPUSH_DATASET", postgres_dataset)
 
     check_two_runs(
         "octopush_conversations_to_postgres",
         sandbox,
-        dlt.destinations.postgres(
-            # Trust authentication: any password will do, and dlt wants one.
-            f"postgresql://{POSTGRES['user']}:any@{POSTGRES['host']}:{POSTGRES['port']}/"
-            f"{POSTGRES['dbname']}"
-        ),
+        dlt.destinations.postgres(POSTGRES_URL),
         dataset=postgres_dataset,
         workdir=tmp_path,
     )
