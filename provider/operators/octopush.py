@@ -189,8 +189,10 @@ class OctopushToDestinationOperator(BaseOperator):
     def on_kill(self) -> None:
         """Stop reading at once: the task was killed or ran past its ``execution_timeout``.
 
-        Nothing is loaded or committed after this, so the cursor stays where the last
-        successful load put it, and the next run reads what this one did not.
+        The cancelled read fails the load before anything is committed, so the cursor stays
+        where the last successful load put it and the next run reads what this one did not. A
+        kill that comes once dlt is loading finds the read over: dlt commits the data and the
+        cursor together, or neither.
         """
         if self._client is not None:
             self.log.warning("Task killed: cancelling the Octopush read")

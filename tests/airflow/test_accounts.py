@@ -137,3 +137,19 @@ def test_the_accounts_param_overrides_the_variable(
     assert table(prefix, "globex", tmp_path / "g") == expected_table(
         accounts["octopush_globex"].store
     )
+
+
+def test_an_accounts_variable_that_is_not_a_list_fails_naming_it(
+    accounts: dict[str, SandboxServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_OCTOPUSH_ACCOUNTS", '"octopush_acme"')
+
+    run = run_dag(DAG_ID)
+
+    assert run.state == "failed"
+    assert states(run) == {}
+    assert "'octopush_accounts' Variable (or the 'accounts' param) must be a JSON list" in "".join(
+        capfd.readouterr()
+    )
