@@ -33,6 +33,7 @@ from octopush_dlt.settings import (
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.page import StopReason
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -77,6 +78,7 @@ def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[
 
 def _conversations(
     client: OctopushClient,
+    max_pages: int | None,
     last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables."""
@@ -89,7 +91,7 @@ def _conversations(
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     counts = {"new": 0, "updated": 0, "unchanged": 0}
-    stream = client.iter_pages(stop_when=guard.should_stop)
+    stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
@@ -97,11 +99,23 @@ def _conversations(
             yield to_table(rows)
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        # The pages past the cap were not read: a cursor moved past them would skip them for
+        # good. Keep it where it was, so that a run without the cap reads them.
+        last_message_at.get_state()["last_value"] = previous
+        logger.warning(
+            "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
+            previous.isoformat() if previous else "its start",
+        )
     state["last_read"] = {**stream.report.as_dict(), **counts}
 
 
 def conversations_resource(
-    client: OctopushClient, *, start_date: datetime | None, lag: float
+    client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    max_pages: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client, with its incremental cursor."""
     resource = dlt.resource(
@@ -111,7 +125,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client)
+    )(client, max_pages)
     resource.apply_hints(
         incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
     )
@@ -132,16 +146,22 @@ def octopush_source(
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     allow_insecure_http: bool = False,
+    max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``.
 
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run. Pass ``client`` to reuse a configured :class:`OctopushClient`; the
-    credential and connection settings are then ignored.
+    the cursor on every run. ``max_pages`` caps the pages one run reads (a safety cap: a capped
+    run loads what it read but keeps the cursor where it was). Pass ``client`` to reuse a
+    configured :class:`OctopushClient`; the credential and connection settings are then ignored.
     """
     if lag_seconds < 0:
         raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    if max_pages is not None and (
+        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+    ):
+        raise OctopushConfigError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
     try:
         start = to_utc(start_date) if start_date else None
     except ValueError as error:
@@ -169,4 +189,4 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(client, start_date=start, lag=lag_seconds)
+    return conversations_resource(client, start_date=start, lag=lag_seconds, max_pages=max_pages)

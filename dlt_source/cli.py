@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help=f"re-read this much before the cursor (default: {DEFAULT_LAG_SECONDS:g})",
     )
+    parser.add_argument(
+        "--max-pages",
+        type=int,
+        help="safety cap on the pages one run reads; a capped run keeps the cursor (default: none)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -74,6 +79,7 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "start_date": args.start_date,
         "lag_seconds": args.lag_seconds,
+        "max_pages": args.max_pages,
     }
     return {name: value for name, value in options.items() if value is not None}
 

@@ -26,6 +26,21 @@ CONNECTION_FIELDS: dict[str, Any] = {
         "description": "How long to wait for the API to connect and to answer each request.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
+    "request_deadline": {
+        "label": "Request deadline (seconds)",
+        "description": "The longest one request may take, however slowly the API answers.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "max_response_bytes": {
+        "label": "Largest answer (bytes)",
+        "description": "Answers larger than this, once decoded, are refused (default 64 MiB).",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "max_pages": {
+        "label": "Most pages a run reads",
+        "description": "A safety cap, off when empty; a capped run keeps the cursor.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
     "allow_insecure_http": {
         "label": "Allow plain http",
         "description": "Send the API key over plain http to a non-loopback host (proxies only).",

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from octopush_provider.auth import OctopushAuth
@@ -34,23 +33,28 @@ from octopush_provider.exceptions import (
     OctopushServerError,
 )
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
-from octopush_provider.redaction import excerpt, mask
+from octopush_provider.redaction import excerpt, mask, redact
 from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PER_PAGE,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_DEADLINE,
+    ERROR_BODY_BYTES,
     FIRST_PAGE,
     MAX_CONCURRENCY,
     MAX_PER_PAGE,
+    NON_JSON_ATTEMPTS,
     PAGE_PARAM,
     PER_PAGE_PARAM,
     RETRYABLE_STATUS_CODES,
     USER_AGENT,
 )
+from octopush_provider.transport import BodyTooLarge, WatchedAdapter, deadline, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +62,22 @@ Timeout = float | tuple[float, float]
 
 
 class _Transient(Exception):
-    """An attempt failed in a way that another attempt may not."""
+    """An attempt failed in a way that another attempt may not.
 
-    def __init__(self, error: OctopushError, *, retry_after: float | None = None) -> None:
+    ``attempts`` caps the attempts this kind of failure deserves, below the retry policy's.
+    """
+
+    def __init__(
+        self,
+        error: OctopushError,
+        *,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.attempts = attempts
 
 
 def _is_loopback(host: str) -> bool:
@@ -73,6 +87,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_positive(name: str, value: object, *, whole: bool = False) -> None:
+    kind = int if whole else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a whole number" if whole else "a number"
+        raise OctopushConfigError(f"{name} must be {what} > 0, got {value!r}")
 
 
 def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
@@ -97,6 +118,9 @@ class OctopushClient:
     Nothing is sent until the first read; one keep-alive session serves every request.
     ``concurrency`` pages are fetched at once after the first; ``where`` names the place the
     credentials come from (e.g. an Airflow connection) so that errors can point at it.
+    ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
+    ``max_response_bytes`` the decoded size of an answer, and ``max_pages``, when set, the pages
+    a read may take.
     """
 
     def __init__(
@@ -112,6 +136,9 @@ class OctopushClient:
         retry: RetryPolicy | None = None,
         allow_insecure_http: bool = False,
         where: str | None = None,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_pages: int | None = None,
     ) -> None:
         if not api_login or not isinstance(api_login, str):
             raise OctopushConfigError("api_login is required: the API login of the account")
@@ -125,6 +152,10 @@ class OctopushClient:
             raise OctopushConfigError(f"concurrency must be an integer, got {concurrency!r}")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise OctopushConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
+        _check_positive("request_deadline", request_deadline)
+        _check_positive("max_response_bytes", max_response_bytes, whole=True)
+        if max_pages is not None:
+            _check_positive("max_pages", max_pages, whole=True)
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.url = f"{self.base_url}/{path.strip('/')}"
         self.per_page = per_page
@@ -132,6 +163,9 @@ class OctopushClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.where = where
+        self.request_deadline = float(request_deadline)
+        self.max_response_bytes = max_response_bytes
+        self.max_pages = max_pages
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
         self._cancelled = threading.Event()
@@ -156,7 +190,7 @@ class OctopushClient:
         session.auth = self._auth
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(self.concurrency, 2))
+        adapter = WatchedAdapter(pool_connections=1, pool_maxsize=max(self.concurrency, 2))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -194,14 +228,16 @@ class OctopushClient:
     ) -> PageStream:
         """Pages of conversations, newest first as the API serves them.
 
-        ``stop_when`` is asked after each page is yielded whether to read on. The returned
-        stream's ``report`` tells pages, requests, retries and why the read stopped.
+        ``stop_when`` is asked after each page is yielded whether to read on; ``max_pages``
+        overrides the client's. The returned stream's ``report`` tells pages, requests, retries
+        and why the read stopped.
         """
         return PageStream(
             self.fetch_page,
             concurrency=concurrency or self.concurrency,
             stop_when=stop_when,
-            max_pages=max_pages,
+            max_pages=max_pages or self.max_pages,
+            page_wait=self.retry.longest(self.request_deadline),
         )
 
     def iter_conversations(self, **options: Any) -> Iterator[Conversation]:
@@ -230,7 +266,8 @@ class OctopushClient:
             except _Transient as failure:
                 error = failure.error
                 delay = retry.delay(attempt, failure.retry_after)
-                if attempt == retry.max_attempts or slept + delay > retry.budget:
+                attempts = min(retry.max_attempts, failure.attempts or retry.max_attempts)
+                if attempt >= attempts or slept + delay > retry.budget:
                     break
                 logger.warning(
                     "Octopush page %d: %s; retry %d of %d in %.1fs",
@@ -253,25 +290,54 @@ class OctopushClient:
 
     def _attempt(self, number: int, per_page: int) -> tuple[list[Conversation], StopReason | None]:
         params = {PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
-        try:
-            response = self.session.get(
-                self.url, params=params, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.Timeout as error:
-            raise _Transient(
-                OctopushConnectionError(f"Octopush did not answer in time at {self.url}: {error}")
-            ) from None
-        except requests.RequestException as error:
-            raise _Transient(
-                OctopushConnectionError(
-                    f"could not read from Octopush at {self.url} ({type(error).__name__}): "
-                    f"check the base URL{self._of_where()} and the network"
+        with deadline(self.request_deadline) as watch:
+            try:
+                response = self.session.get(
+                    self.url,
+                    params=params,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
                 )
+                with response:
+                    body = self._read(response, number)
+            except requests.RequestException as error:
+                raise self._failed(error, cut_off=watch.expired) from None
+        if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
+            raise self._failed(None, cut_off=True)
+        return self._interpret(response, body, number)
+
+    def _read(self, response: requests.Response, number: int) -> bytes:
+        if not 200 <= response.status_code < 300:
+            return read_body(response, limit=ERROR_BODY_BYTES, truncate=True)
+        try:
+            return read_body(response, limit=self.max_response_bytes)
+        except BodyTooLarge:
+            raise OctopushResponseError(
+                f"Octopush answered page {number} with more than {self.max_response_bytes} "
+                "bytes, far more than a page of conversations: refused without reading the "
+                "rest. If the pages really are that large, raise max_response_bytes or lower "
+                "per_page"
             ) from None
-        return self._interpret(response, number)
+
+    def _failed(self, error: requests.RequestException | None, *, cut_off: bool) -> _Transient:
+        """The retryable error for a request that failed on the way or was cut off."""
+        if cut_off:
+            message = (
+                f"Octopush did not finish answering within request_deadline="
+                f"{self.request_deadline:g}s at {self.url}"
+            )
+        elif isinstance(error, requests.Timeout):
+            message = f"Octopush did not answer in time at {self.url}: {error}"
+        else:
+            message = (
+                f"could not read from Octopush at {self.url} ({type(error).__name__}): "
+                f"check the base URL{self._of_where()} and the network"
+            )
+        return _Transient(OctopushConnectionError(message))
 
     def _interpret(
-        self, response: requests.Response, number: int
+        self, response: requests.Response, body: bytes, number: int
     ) -> tuple[list[Conversation], StopReason | None]:
         status = response.status_code
         if status == 404:
@@ -281,67 +347,77 @@ class OctopushClient:
             raise OctopushAuthError(
                 f"Octopush rejected the credentials (401) of api-login "
                 f"{self._auth.api_login!r}: check the API login and API key{self._of_where()}. "
-                f"Response: {self._excerpt(response)}",
+                f"Response: {self._excerpt(body)}",
                 status_code=status,
             )
         if status == 403:
             raise OctopushAuthError(
                 f"api-login {self._auth.api_login!r} may not read conversations (403): give "
                 f"this API key access to conversations in Octopush{self._of_where()}. "
-                f"Response: {self._excerpt(response)}",
+                f"Response: {self._excerpt(body)}",
                 status_code=status,
             )
         if status in RETRYABLE_STATUS_CODES:
             raise _Transient(
-                self._server_error(response, number),
+                self._server_error(response, body, number),
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if 300 <= status < 400:
             raise OctopushResponseError(
                 f"Octopush redirected page {number} ({status}) to "
-                f"{response.headers.get('Location')!r}: set the base URL{self._of_where()} "
+                f"{self._redact(response.headers.get('Location', ''))!r}: set the base URL"
+                f"{self._of_where()} "
                 "to the final address"
             )
         if 400 <= status < 500:
             raise OctopushRequestError(
-                f"Octopush refused the request for page {number} ({status}): "
-                f"{self._excerpt(response)}",
+                f"Octopush refused the request for page {number} ({status}): {self._excerpt(body)}",
                 status_code=status,
             )
         if status >= 500 or status < 200:
-            raise self._server_error(response, number)
-        conversations = self._parse_body(response, number)
+            raise self._server_error(response, body, number)
+        conversations = self._parse_body(response, body, number)
         if conversations:
             return conversations, None
         return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
 
-    def _parse_body(self, response: requests.Response, number: int) -> list[Conversation]:
+    def _parse_body(
+        self, response: requests.Response, body: bytes, number: int
+    ) -> list[Conversation]:
         try:
-            items = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            # Truncated bodies and proxy error pages are usually gone on the next attempt.
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            # A truncated body or a proxy's error page may be gone on the next attempt; the same
+            # answer twice will not be.
             raise _Transient(
                 OctopushResponseError(
-                    f"Octopush answered page {number} with a body that is not JSON: "
-                    f"{self._excerpt(response)}"
-                )
+                    f"Octopush answered page {number} with a body that is not JSON ({error}; "
+                    f"{response.headers.get('Content-Type', 'no content type')}, "
+                    f"{len(body)} bytes): {self._excerpt(body)}"
+                ),
+                attempts=NON_JSON_ATTEMPTS,
             ) from None
         if not isinstance(items, list):
             raise OctopushResponseError(
                 f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
-                f"a list of conversations: {self._excerpt(response)}"
+                f"a list of conversations: {self._excerpt(body)}"
             )
         return parse_page(items, page=number)
 
-    def _server_error(self, response: requests.Response, number: int) -> OctopushServerError:
+    def _server_error(
+        self, response: requests.Response, body: bytes, number: int
+    ) -> OctopushServerError:
         return OctopushServerError(
             f"Octopush answered {response.status_code} for page {number}. "
-            f"Response: {self._excerpt(response)}",
+            f"Response: {self._excerpt(body)}",
             status_code=response.status_code,
         )
 
-    def _excerpt(self, response: requests.Response) -> str:
-        return excerpt(response.content, secrets=(self._auth.api_key,))
+    def _excerpt(self, body: bytes) -> str:
+        return excerpt(body, secrets=(self._auth.api_key,))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, secrets=(self._auth.api_key,))
 
     def _of_where(self) -> str:
         return f" of {self.where}" if self.where else ""

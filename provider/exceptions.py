@@ -7,6 +7,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
     ├── OctopushCancelledError    the read was cancelled (:meth:`OctopushClient.cancel`)
+    ├── OctopushStalledReadError  a reader waited for a page that no worker can deliver (a bug)
     └── OctopushHTTPError         an error status
         ├── OctopushAuthError     401 or 403: wrong credentials, or the login may not read
         ├── OctopushRequestError  400 and other 4xx: the request itself is wrong
@@ -37,6 +38,10 @@ class OctopushConnectionError(OctopushError):
 
 class OctopushCancelledError(OctopushError):
     """The client was cancelled (a killed or timed-out task): no more pages are read."""
+
+
+class OctopushStalledReadError(OctopushError):
+    """A concurrent read waited for a page no worker will fetch: a bug, raised instead of a hang."""
 
 
 class OctopushHTTPError(OctopushError):

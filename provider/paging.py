@@ -10,7 +10,16 @@ order, which is always safe.
 
 The end is proven, never guessed: an empty page or a 404 past the first page. A page shorter
 than the first only limits how far ahead concurrent reads look, since the server may cap
-``per_page`` at any value.
+``per_page`` at any value, and a list that grows at its end while it is read is read on.
+
+Every read ends. Rows served again within one pass (the in-order pass, or the concurrent one)
+are only explained by rows moving down: each row that moves to the top pushes the rows below it
+down by one, so a page repeats at most as many rows as moved above the read position since the
+previous page. While that stays under a third of a page between requests, a pass repeats fewer
+rows than half of the new ones it brings (plus one page, for the first shift). A pass that
+repeats more, such as a server that ignores ``page`` and serves the same pages in any pattern
+(A, A, A or A, B, A, B), is refused with :class:`OctopushResponseError`. A server that serves
+new conversations forever is stopped by ``max_pages``, a safety cap that is off by default.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
@@ -83,14 +92,18 @@ class PageStream:
         concurrency: int = 1,
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
+        page_wait: float,
     ) -> None:
         self._fetch_page = fetch
         self._count_lock = threading.Lock()
         self._concurrency = concurrency
         self._stop_when = stop_when
         self._max_pages = max_pages
-        self._last_ids: list[str] = []
-        self._repeats = 0
+        self._page_wait = page_wait
+        self._served: set[str] = set()
+        self._new = 0
+        self._again = 0
+        self._page_size = 0
         self._last_progress = time.monotonic()
         self.report = PagingReport()
 
@@ -111,12 +124,8 @@ class PageStream:
             )
 
     def _read(self) -> Iterator[list[Conversation]]:
-        first = self._take(self._fetch(FIRST_PAGE))
-        if first.end:
-            self.report.stop_reason = StopReason.NO_CONVERSATIONS
-            return
-        yield first.conversations
-        if self._should_stop(first):
+        first = self._fetch(FIRST_PAGE)
+        if not (yield from self._begin_pass(first)):
             return
         if self._concurrency == 1:
             yield from self._read_in_order(FIRST_PAGE + 1)
@@ -131,8 +140,19 @@ class PageStream:
                 "again in order so that none is missed"
             )
             self.report.reread = True
-            self._last_ids = [row[ID_FIELD] for row in head.conversations]
-            yield from self._read_in_order(FIRST_PAGE + 1)
+            if (yield from self._begin_pass(head)):
+                yield from self._read_in_order(FIRST_PAGE + 1)
+
+    def _begin_pass(self, first: Page) -> Generator[list[Conversation], None, bool]:
+        """Start a pass over the list with its first page; returns whether to read on."""
+        self._served.clear()
+        self._new = self._again = 0
+        self._take(first)
+        if first.end:
+            self.report.stop_reason = first.end
+            return False
+        yield first.conversations
+        return not self._should_stop(first)
 
     def _read_in_order(self, start: int) -> Iterator[list[Conversation]]:
         number = start
@@ -153,6 +173,7 @@ class PageStream:
             start=start,
             workers=self._concurrency,
             max_ahead=self._concurrency * PAGES_AHEAD_PER_WORKER,
+            wait_limit=self._page_wait,
         )
         number = start
         try:
@@ -161,8 +182,10 @@ class PageStream:
                 if page.end:
                     self.report.stop_reason = page.end
                     return
-                if len(page.conversations) < page_size:
-                    prefetcher.stop_after(number + 1)  # the next page can only prove the end
+                # After a short page the next one probably proves the end: don't fetch beyond it
+                # ahead of time, but read on if the list grew meanwhile.
+                short = len(page.conversations) < page_size
+                prefetcher.expect_end_after(number + 1 if short else None)
                 page_size = max(page_size, len(page.conversations))
                 yield page.conversations
                 if self._should_stop(page):
@@ -179,21 +202,32 @@ class PageStream:
         return page
 
     def _take(self, page: Page) -> Page:
-        """Refuse a server that ignores ``page``, then count the page as read."""
+        """Check the page's progress, then count it as read."""
         if page.end:
             return page
-        ids = [row[ID_FIELD] for row in page.conversations]
-        self._repeats = self._repeats + 1 if ids == self._last_ids else 0
-        if self._repeats >= 2:
-            raise OctopushResponseError(
-                f"pages {page.number - 2} to {page.number} returned the same conversations: "
-                "the API seems to ignore the 'page' parameter; check the base URL and path"
-            )
-        self._last_ids = ids
+        self._check_progress(page)
         self.report.pages += 1
         self.report.conversations += len(page.conversations)
         self._log_progress()
         return page
+
+    def _check_progress(self, page: Page) -> None:
+        """Refuse a pass that repeats more rows than moving data explains (see the module)."""
+        for row in page.conversations:
+            if row[ID_FIELD] in self._served:
+                self._again += 1
+            else:
+                self._served.add(row[ID_FIELD])
+                self._new += 1
+        self._page_size = max(self._page_size, len(page.conversations))
+        if 2 * self._again > self._new + self._page_size:
+            raise OctopushResponseError(
+                f"Octopush served {self._again} conversations again and {self._new} new ones "
+                f"up to page {page.number}: more than conversations moving to the top while "
+                "they are read can explain. The API seems to ignore the 'page' parameter "
+                "(check the base URL and path), or the list moves by more than a third of a "
+                "page between two requests (ask for a larger per_page)"
+            )
 
     def _should_stop(self, page: Page) -> bool:
         if self._stop_when is not None and self._stop_when(page):
@@ -201,6 +235,11 @@ class PageStream:
             return True
         if self._max_pages is not None and self.report.pages >= self._max_pages:
             self.report.stop_reason = StopReason.MAX_PAGES
+            logger.warning(
+                "Octopush read stopped at max_pages=%d, a safety cap: conversations on later "
+                "pages were not read",
+                self._max_pages,
+            )
             return True
         return False
 

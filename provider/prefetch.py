@@ -5,20 +5,33 @@ earlier pages (parsing, writing files), so the connections never idle waiting fo
 ahead they may go starts small and doubles with each page taken: a short incremental read
 sends few requests it will not use, a long one soon has every connection busy. Memory stays
 bounded by ``max_ahead`` pages, however long the read.
+
+Two limits keep workers from fetching pages nobody needs: a proven end (an empty page, a 404 or
+an error: nothing after it is claimed) and a guess (a short page: nothing after the next one is
+fetched *ahead*). A guess never stops the page the reader waits for from being claimed, so a
+list that grows while it is read cannot strand the reader. And the reader never waits blindly:
+:meth:`Prefetcher.take` raises :class:`OctopushStalledReadError`, saying which page it wanted and
+why no worker can deliver it, instead of hanging.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
+from octopush_provider.exceptions import OctopushStalledReadError
 from octopush_provider.page import Page
 
 FIRST_AHEAD = 2
 
 
 class Prefetcher:
-    """Fetches pages ``start``, ``start + 1``, ... on ``workers`` threads; :meth:`take` in order."""
+    """Fetches pages ``start``, ``start + 1``, ... on ``workers`` threads; :meth:`take` in order.
+
+    ``wait_limit`` bounds, in seconds, how long :meth:`take` waits for one page: longer than
+    fetching a page can take under the client's retry policy.
+    """
 
     def __init__(
         self,
@@ -27,6 +40,7 @@ class Prefetcher:
         start: int,
         workers: int,
         max_ahead: int,
+        wait_limit: float,
     ) -> None:
         self._fetch = fetch
         self._condition = threading.Condition()
@@ -34,9 +48,13 @@ class Prefetcher:
         self._wanted = start
         self._ahead = min(FIRST_AHEAD, max_ahead)
         self._max_ahead = max_ahead
-        self._last: int | None = None
+        self._wait_limit = wait_limit
+        self._last: int | None = None  # proven: no page after it exists (or it failed)
+        self._guess: int | None = None  # likely: pages after it are past the end
         self._closed = False
+        self._fetching: set[int] = set()
         self._results: dict[int, Page | BaseException] = {}
+        self._alive = workers
         self._threads = [
             threading.Thread(target=self._work, name=f"octopush-page-{n}", daemon=True)
             for n in range(workers)
@@ -46,9 +64,19 @@ class Prefetcher:
 
     def take(self, number: int) -> Page:
         """Wait for page ``number`` (taken in order); return it or raise what fetching it did."""
+        deadline = time.monotonic() + self._wait_limit
         with self._condition:
+            self._wanted = number
+            self._condition.notify_all()
             while number not in self._results:
-                self._condition.wait()
+                self._check_deliverable(number)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise OctopushStalledReadError(
+                        f"waited {self._wait_limit:g}s for page {number}, longer than "
+                        "fetching a page can take, and no worker delivered it"
+                    )
+                self._condition.wait(remaining)
             result = self._results.pop(number)
             self._wanted = number + 1
             self._ahead = min(self._ahead * 2, self._max_ahead)
@@ -57,10 +85,13 @@ class Prefetcher:
             raise result
         return result
 
-    def stop_after(self, number: int) -> None:
-        """No page after ``number`` is worth fetching (e.g. ``number`` is past the end)."""
+    def expect_end_after(self, number: int | None) -> None:
+        """Guess that pages after ``number`` are past the end (None: no guess).
+
+        Workers then fetch them only when the reader asks for them, one at a time.
+        """
         with self._condition:
-            self._last = number if self._last is None else min(self._last, number)
+            self._guess = number
             self._condition.notify_all()
 
     def close(self) -> None:
@@ -70,27 +101,59 @@ class Prefetcher:
             self._results.clear()
             self._condition.notify_all()
 
+    def _check_deliverable(self, number: int) -> None:
+        """Raise, naming the page and the reason, when no worker can ever deliver it."""
+        reason = None
+        if self._closed:
+            reason = "the read was closed"
+        elif self._last is not None and number > self._last:
+            reason = f"page {self._last} ended the read (the end of the list, or an error)"
+        elif number < self._next_claim and number not in self._fetching:
+            reason = "it was already taken"
+        elif self._alive == 0:
+            reason = "every worker has exited"
+        if reason is not None:
+            raise OctopushStalledReadError(
+                f"a concurrent read waited for page {number}, which no worker can deliver: {reason}"
+            )
+
+    def _claimable(self, number: int) -> bool:
+        if self._last is not None and number > self._last:
+            return False
+        if number == self._wanted:  # the reader waits for it: never held back by a guess
+            return True
+        if self._guess is not None and number > self._guess:
+            return False
+        return number < self._wanted + self._ahead
+
     def _claim(self) -> int | None:
         with self._condition:
-            while True:
-                if self._closed or (self._last is not None and self._next_claim > self._last):
-                    return None
-                if self._next_claim < self._wanted + self._ahead:
+            # Waits until the reader takes a page or closes the read, which it always does.
+            while not self._closed and (self._last is None or self._next_claim <= self._last):
+                if self._claimable(self._next_claim):
                     self._next_claim += 1
+                    self._fetching.add(self._next_claim - 1)
                     return self._next_claim - 1
                 self._condition.wait()
+            return None
 
     def _work(self) -> None:
-        while (number := self._claim()) is not None:
-            result: Page | BaseException
-            try:
-                result = self._fetch(number)
-            except BaseException as error:  # handed to the reader, raised in page order
-                result = error
+        try:
+            while (number := self._claim()) is not None:
+                result: Page | BaseException
+                try:
+                    result = self._fetch(number)
+                except BaseException as error:  # handed to the reader, raised in page order
+                    result = error
+                with self._condition:
+                    self._fetching.discard(number)
+                    if self._closed:
+                        return
+                    self._results[number] = result
+                    if isinstance(result, BaseException) or result.end:
+                        self._last = number if self._last is None else min(self._last, number)
+                    self._condition.notify_all()
+        finally:
             with self._condition:
-                if self._closed:
-                    return
-                self._results[number] = result
-                if isinstance(result, BaseException) or result.end:
-                    self._last = number if self._last is None else min(self._last, number)
+                self._alive -= 1
                 self._condition.notify_all()

@@ -46,6 +46,13 @@ class RetryPolicy:
             return retry_after
         return self.backoff(attempt)
 
+    def longest(self, attempt_seconds: float) -> float:
+        """The longest one request can take when each attempt lasts ``attempt_seconds`` at most.
+
+        Every attempt may also wait at the shared throttle, for at most the budget.
+        """
+        return self.max_attempts * (attempt_seconds + self.budget) + self.budget
+
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

@@ -16,6 +16,16 @@ MAX_PER_PAGE = 10_000
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
+# requests' read timeout bounds each socket read; this bounds the whole request (seconds).
+DEFAULT_REQUEST_DEADLINE = 120.0
+# The decoded size past which an answer is refused: far above any real page (about 400 bytes a
+# conversation, 10,000 at most a page), far below what would strain a worker's memory.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# How much of an error answer is read, for the excerpt in the error message.
+ERROR_BODY_BYTES = 64 * 1024
+# A body that is not JSON may be a truncated one, gone on the next try; the same answer twice is
+# not going away.
+NON_JSON_ATTEMPTS = 2
 DEFAULT_CONCURRENCY = 1  # the bare client reads strictly in order unless told otherwise
 LOAD_CONCURRENCY = 8  # pages in flight for warehouse loads, from the hook and the dlt source
 MAX_CONCURRENCY = 32

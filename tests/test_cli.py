@@ -97,6 +97,18 @@ def test_credentials_come_from_dlt_environment_variables(tmp_path, make_sandbox)
     }
 
 
+def test_max_pages_caps_a_run_and_says_so(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=420)
+
+    result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), "--max-pages", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert "read 2 pages" in result.stdout
+    assert "stopped: max_pages" in result.stdout
+    assert "stopped at max_pages=2" in result.stderr
+    assert len(_table(tmp_path)) == 200
+
+
 def test_a_wrong_key_exits_with_one_clear_line_and_no_key(tmp_path, make_sandbox):
     sandbox = make_sandbox()
     env = _sandbox_environment(tmp_path, sandbox, api_key="wrong-key-3e7a")

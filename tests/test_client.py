@@ -7,6 +7,7 @@ import socket
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -30,7 +31,6 @@ FAULTS = [
     ("500", None),
     ("502", None),
     ("503", None),
-    ("html", None),
     ("html-502", None),
     ("truncated", None),
     ("reset", None),
@@ -227,15 +227,30 @@ def test_bad_request_is_not_retried(make_sandbox, make_client):
     assert len(sandbox.requests) == 1
 
 
-def test_an_html_page_with_status_200_is_a_response_error(make_sandbox, make_client):
+def test_a_body_that_is_not_json_once_is_retried(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=230)
+    sandbox.add_fault("html", page=2)
+
+    stream = make_client(sandbox).iter_pages()
+    rows = [row for page in stream for row in page]
+
+    assert ids(rows) == ids(sandbox.store.snapshot())
+    assert stream.report.retries == 1
+
+
+def test_the_same_body_that_is_not_json_twice_fails_saying_what_came_back(
+    make_sandbox, make_client
+):
     sandbox = make_sandbox()
     sandbox.add_fault("html", page=1, times=10)
 
     with pytest.raises(OctopushResponseError, match=r"not JSON.*maintenance") as raised:
         list(make_client(sandbox).iter_conversations())
 
+    assert "text/html; charset=utf-8, 144 bytes" in str(raised.value)
     assert "<!DOCTYPE" in str(raised.value)
-    assert len(sandbox.requests) == 4
+    assert "after 2 attempt(s)" in str(raised.value)
+    assert len(sandbox.requests) == 2
 
 
 def test_an_error_object_with_status_200_is_a_response_error(make_sandbox, make_client):
@@ -302,7 +317,17 @@ def test_plain_http_to_a_remote_host_is_refused():
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("per_page", 0), ("per_page", "100"), ("concurrency", 0), ("api_key", ""), ("api_login", "")],
+    [
+        ("per_page", 0),
+        ("per_page", "100"),
+        ("concurrency", 0),
+        ("api_key", ""),
+        ("api_login", ""),
+        ("request_deadline", 0),
+        ("request_deadline", "60"),
+        ("max_response_bytes", 0.5),
+        ("max_pages", 0),
+    ],
 )
 def test_bad_settings_name_the_setting(option, value):
     settings = {"api_login": "a", "api_key": "k", option: value}
@@ -339,3 +364,56 @@ def test_a_server_that_ignores_the_page_parameter_is_refused_not_looped_on(
         list(make_client(sandbox).iter_conversations())
 
     assert len(sandbox.requests) == 3
+
+
+def test_a_429_retry_after_holds_back_every_thread_not_only_the_one_told(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=3000)
+    sandbox.add_fault("429", page=8, retry_after="1")
+    client = make_client(sandbox, concurrency=8, per_page=50)
+
+    rows = list(client.iter_conversations())
+
+    assert len(rows) == 3000
+    pages = [record.page for record in sandbox.requests]
+    told = [record.fault for record in sandbox.requests].index("429")
+    retried = pages.index(8, told + 1)
+    # Between the 429 and page 8's retry, only requests already on their way (one a thread)
+    # and each thread's first one after the pause arrive; a thread that paused alone would
+    # leave the others fetching some 30 pages meanwhile.
+    assert retried - told - 1 < 2 * 8
+
+
+KEY = "k3y/with+special=chars&more"
+SPELLINGS = [KEY, quote(KEY, safe=""), quote_plus(KEY), quote(KEY, safe="").lower()]
+
+
+def test_the_key_is_masked_in_response_excerpts_in_every_spelling(make_sandbox, caplog):
+    sandbox = make_sandbox(api_key=KEY, echo_key=True)
+    sandbox.add_fault("500", page=1, times=10)
+    client = OctopushClient(
+        api_login=DEFAULT_API_LOGIN,
+        api_key=KEY,
+        base_url=sandbox.base_url,
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+    )
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(OctopushServerError) as raised:
+        client.check_access()
+
+    shown = str(raised.value) + caplog.text
+    assert '"api-key":"***"' in str(raised.value)
+    assert "api-key=***" in str(raised.value)
+    assert not [spelling for spelling in SPELLINGS if spelling in shown]
+
+
+def test_a_redirect_names_its_location_with_the_key_masked(make_sandbox):
+    sandbox = make_sandbox(api_key=KEY)
+    sandbox.add_fault("redirect", page=1)
+    client = OctopushClient(api_login=DEFAULT_API_LOGIN, api_key=KEY, base_url=sandbox.base_url)
+
+    with pytest.raises(OctopushResponseError, match="redirected page 1 \\(302\\)") as raised:
+        client.check_access()
+
+    assert f"{sandbox.url}?page=1&api-key=***" in str(raised.value)
+    assert not [spelling for spelling in SPELLINGS if spelling in str(raised.value)]
+    assert len(sandbox.requests) == 1

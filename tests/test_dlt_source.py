@@ -254,3 +254,33 @@ def test_random_faults_and_moving_data_across_runs_still_end_exact(
     assert sum(summary.retries for summary in summaries) > 0
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert not last.ordering_unreliable
+
+
+def test_a_run_capped_by_max_pages_keeps_the_cursor_so_the_next_run_loses_nothing(
+    make_sandbox, make_pipeline, caplog
+):
+    sandbox = make_sandbox(conversations=1000)
+    pipeline = make_pipeline()
+    first = run_load(pipeline, sandbox_source(sandbox))
+    sandbox.store.add_new(450)  # more than the cap lets a run read
+
+    with caplog.at_level(logging.WARNING):
+        capped = run_load(pipeline, sandbox_source(sandbox, max_pages=2))
+
+    assert (capped.stop_reason, capped.pages) == ("max_pages", 2)
+    assert "stopped at max_pages=2" in caplog.text
+    assert "the cursor stays at" in caplog.text
+    assert len(loaded_table(pipeline)) == 1200
+    assert capped.cursor == first.cursor
+    summary = run_load(pipeline, sandbox_source(sandbox))
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert summary.stop_reason == "caught_up"
+
+
+def test_max_pages_comes_from_dlt_config(make_sandbox, make_pipeline, monkeypatch):
+    sandbox = make_sandbox(conversations=1000)
+    monkeypatch.setenv("SOURCES__OCTOPUSH__MAX_PAGES", "3")
+
+    summary = run_load(make_pipeline(), sandbox_source(sandbox))
+
+    assert (summary.stop_reason, summary.pages, summary.new) == ("max_pages", 3, 300)

@@ -360,6 +360,44 @@ def test_error_object_fault_answers_200_with_an_object(
     assert 200 <= body["code"] < 300
 
 
+def test_redirect_fault_points_at_a_url_carrying_the_key(
+    http: requests.Session, sandbox: SandboxServer
+) -> None:
+    sandbox.add_fault("redirect")
+    response = http.get(sandbox.url, headers=AUTH, timeout=5, allow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"{sandbox.url}?page=1&api-key={DEFAULT_API_KEY}"
+
+
+def test_echo_key_shows_the_requests_key_in_error_bodies(
+    http: requests.Session, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = make_sandbox(echo_key=True)
+    response = get(http, sandbox, headers={**AUTH, "api-key": "wrong key/+"})
+    assert response.status_code == 401
+    assert response.json()["request"]["api-key"] == "wrong key/+"
+    assert response.json()["request"]["url"].endswith("&api-key=wrong+key%2F%2B")
+    sandbox.echo_key = False
+    assert "request" not in get(http, sandbox, headers={**AUTH, "api-key": "x"}).json()
+
+
+def test_page_sizes_serve_chosen_pages_short_and_skip_nothing(
+    http: requests.Session, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = make_sandbox(conversations=30, page_sizes={2: 3, 3: 1})
+    pages = [get(http, sandbox, page=page, per_page=10).json() for page in (1, 2, 3, 4, 5)]
+    assert [len(page) for page in pages] == [10, 3, 1, 10, 6]
+    assert [row for page in pages for row in ids(page)] == ids(sandbox.store.snapshot())
+
+
+def test_page_cycle_serves_the_first_pages_over_and_over(
+    http: requests.Session, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = make_sandbox(conversations=30, page_cycle=2)
+    pages = [ids(get(http, sandbox, page=page, per_page=5).json()) for page in (1, 2, 3, 4, 5)]
+    assert pages[0] == pages[2] == pages[4] != pages[1] == pages[3]
+
+
 def test_truncated_fault_sends_half_the_promised_body(
     http: requests.Session, sandbox: SandboxServer
 ) -> None:
@@ -480,3 +518,24 @@ def test_cli_serves_until_signalled(signum: signal.Signals) -> None:
         assert len(response.json()) == 30
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
+
+
+def test_cli_serves_short_pages_in_a_loop_and_echoes_the_key() -> None:
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "octopush_provider.sandbox", "--port", "0"]
+    command += ["--conversations", "30", "--page-sizes", "1:4,2:6", "--page-cycle", "2"]
+    command += ["--echo-key"]
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        match = re.search(r"(http://\S+/v1/public)", process.stdout.readline())
+        assert match
+        url = f"{match[1]}/conversations/list"
+        sizes = [
+            len(requests.get(url, params={"page": n}, headers=AUTH, timeout=5).json())
+            for n in (1, 2, 3)
+        ]
+        wrong = requests.get(url, headers={**AUTH, "api-key": "nope"}, timeout=5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert sizes == [4, 6, 4]
+    assert wrong.json()["request"]["api-key"] == "nope"

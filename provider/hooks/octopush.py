@@ -69,6 +69,9 @@ _EXTRAS: dict[str, tuple[Callable[[object], Any], str]] = {
     "per_page": (_as_int, "a whole number of conversations per page, e.g. 100"),
     "concurrency": (_as_int, "a whole number of concurrent requests, e.g. 4"),
     "timeout": (_as_timeout, "seconds > 0, e.g. 60, or [connect, read] such as [10, 60]"),
+    "request_deadline": (_as_seconds, "seconds > 0, e.g. 120"),
+    "max_response_bytes": (_as_int, "a whole number of bytes, e.g. 67108864"),
+    "max_pages": (_as_int, "a whole number of pages, e.g. 1000"),
     "allow_insecure_http": (as_bool, "true or false"),
 }
 

@@ -28,6 +28,16 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def _page_sizes(text: str) -> dict[int, int]:
+    try:
+        pairs = [item.split(":") for item in text.split(",") if item.strip()]
+        return {int(page): int(size) for page, size in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected PAGE:SIZE pairs such as 3:5,7:20, got {text!r}"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m octopush_provider.sandbox",
@@ -51,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--churn-new", type=int, default=0, help="new conversations before every request")
     add("--churn-bump", type=int, default=0, help="conversations bumped before every request")
+    add("--page-sizes", type=_page_sizes, default={}, help="PAGE:SIZE,... pages served short")
+    add("--page-cycle", type=int, help="serve only this many pages, over and over")
+    add("--echo-key", action="store_true", help="show the request's api-key in error bodies")
     return parser
 
 
@@ -70,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         fault_seed=args.seed,
         churn_new=args.churn_new,
         churn_bump=args.churn_bump,
+        page_sizes=args.page_sizes,
+        page_cycle=args.page_cycle,
+        echo_key=args.echo_key,
     )
     stopping = threading.Event()
 

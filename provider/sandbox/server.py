@@ -3,8 +3,10 @@
 The connector is only as good as the failures it has been tested against, and the real API can't
 be told to misbehave on cue. This server speaks real HTTP/1.1 with keep-alive, interprets bad
 parameters leniently as the reference page describes, and can be told to fail in every way a
-public API does (429, 5xx, HTML pages, error objects, truncated bodies, resets, slowness) or to
-change its data while a client pages through it. Only the standard library, orjson and pendulum.
+public API does (429, 5xx, HTML pages, error objects, truncated bodies, resets, slowness,
+redirects), to page in ways a buggy one does (pages of varying sizes, a few pages served in a
+loop, the api-key echoed in error bodies) or to change its data while a client pages through
+it. Only the standard library, orjson and pendulum.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import orjson
 
@@ -51,7 +53,7 @@ DEFAULT_PER_PAGE = 100
 PAST_END_MODES = ("empty", "404")
 FAULT_KINDS = (
     "429", "500", "502", "503", "400", "html", "html-502",
-    "error-object", "truncated", "reset", "slow",
+    "error-object", "truncated", "reset", "slow", "redirect",
 )  # fmt: skip
 DEFAULT_RANDOM_FAULTS = ("429", "500", "503", "html", "truncated", "reset")
 RANDOM_SLOW_DELAY = 1.0
@@ -167,8 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, *, message: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
         code, default_message = _STATUS_ERRORS[status]
-        body = orjson.dumps({"code": code, "message": message or default_message})
-        self.send_body(status, body, headers=headers)
+        error: dict[str, Any] = {"code": code, "message": message or default_message}
+        if self.server.echo_key:
+            # What a debugging proxy or a careless API does: show the request back, key and all.
+            key = self.headers.get("api-key", "")
+            error["request"] = {"api-key": key, "url": f"{self.path}&api-key={quote_plus(key)}"}
+        self.send_body(status, orjson.dumps(error), headers=headers)
 
     def reset(self) -> None:
         """Drop the connection with a TCP reset instead of an answer."""
@@ -184,6 +190,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], answer: Callable[[_Handler], None]) -> None:
         self.answer = answer
+        self.echo_key = False
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -224,7 +231,13 @@ class SandboxServer:
 
     ``with SandboxServer(store) as sandbox:`` serves on a free port of 127.0.0.1 until the block
     ends; ``sandbox.url`` is the endpoint. Attributes ``latency``, ``fault_rate``,
-    ``fault_kinds``, ``churn_new`` and ``churn_bump`` can change while it runs.
+    ``fault_kinds``, ``churn_new``, ``churn_bump``, ``page_sizes`` and ``page_cycle`` can change
+    while it runs.
+
+    ``page_sizes`` maps page numbers to the rows they serve instead of ``per_page`` (the pages
+    after one start where it ended: nothing is skipped); ``page_cycle`` serves only that many
+    pages, over and over (page ``cycle + 1`` is page 1 again), as a server that half-ignores
+    ``page`` would; ``echo_key`` puts the api-key a request carried in every error body.
     """
 
     def __init__(
@@ -245,6 +258,9 @@ class SandboxServer:
         churn_new: int = 0,
         churn_bump: int = 0,
         page_param: str = "page",
+        page_sizes: Mapping[int, int] | None = None,
+        page_cycle: int | None = None,
+        echo_key: bool = False,
     ) -> None:
         if max_per_page < 1:
             raise ValueError(f"max_per_page must be >= 1, got {max_per_page}")
@@ -253,6 +269,10 @@ class SandboxServer:
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if any(page < 1 or size < 1 for page, size in (page_sizes or {}).items()):
+            raise ValueError(f"page_sizes must map pages >= 1 to sizes >= 1: {page_sizes}")
+        if page_cycle is not None and page_cycle < 1:
+            raise ValueError(f"page_cycle must be >= 1, got {page_cycle}")
         if store is None:
             store = ConversationStore.generate(DEFAULT_CONVERSATIONS)
         self._store = store
@@ -270,6 +290,9 @@ class SandboxServer:
         self.fault_kinds = fault_kinds
         self.churn_new = churn_new
         self.churn_bump = churn_bump
+        self.page_sizes = dict(page_sizes or {})
+        self.page_cycle = page_cycle
+        self._echo_key = echo_key
         self._fault_rng = random.Random(fault_seed)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -283,6 +306,17 @@ class SandboxServer:
     def store(self) -> ConversationStore:
         """The conversations being served; mutate it to change what clients see."""
         return self._store
+
+    @property
+    def echo_key(self) -> bool:
+        """Whether error bodies show the api-key the request carried."""
+        return self._echo_key
+
+    @echo_key.setter
+    def echo_key(self, value: bool) -> None:
+        self._echo_key = value
+        if self._httpd is not None:
+            self._httpd.echo_key = value
 
     @property
     def base_url(self) -> str:
@@ -308,6 +342,7 @@ class SandboxServer:
         if self._httpd is not None:
             raise RuntimeError("the sandbox is already running")
         self._httpd = _HTTPServer(self._address, self._answer)
+        self._httpd.echo_key = self._echo_key
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL},
@@ -378,6 +413,8 @@ class SandboxServer:
         target = urlsplit(handler.path)
         query = dict(parse_qsl(target.query, keep_blank_values=True))
         page = interpret_int(query.get(self.page_param), default=DEFAULT_PAGE)
+        if self.page_cycle is not None:
+            page = (page - 1) % self.page_cycle + 1
         per_page = interpret_int(query.get("per_page"), default=DEFAULT_PER_PAGE)
         per_page = min(per_page, self.max_per_page)
         login = handler.headers.get("api-login")
@@ -416,6 +453,10 @@ class SandboxServer:
             status, body = (200, _HTML_ERROR) if fault.kind == "html" else (502, _HTML_502)
             html = "text/html; charset=utf-8"
             return status, kind, partial(handler.send_body, status, body, content_type=html)
+        if fault.kind == "redirect":
+            # Where a misconfigured gateway sends clients: the key in the query string.
+            location = f"{self.url}?page={page}&api-key={quote(key or '', safe='')}"
+            return 302, kind, partial(handler.send_body, 302, b"", headers={"Location": location})
         if fault.kind == "error-object":
             return 200, kind, partial(handler.send_body, 200, orjson.dumps(_ERROR_OBJECT))
         status = int(fault.kind)
@@ -425,10 +466,17 @@ class SandboxServer:
     def _reply_with_rows(
         self, handler: _Handler, page: int, per_page: int, kind: str | None
     ) -> _Reply:
-        rows = self._store.page(page, per_page)
+        rows = self._rows(page, per_page)
         if not rows and self.past_end == "404":
             return 404, kind, partial(handler.send_error_object, 404)
         return 200, kind, partial(handler.send_body, 200, orjson.dumps(rows))
+
+    def _rows(self, page: int, per_page: int) -> list[dict[str, Any]]:
+        sizes = self.page_sizes
+        if not sizes:
+            return self._store.page(page, per_page)
+        start = sum(sizes.get(number, per_page) for number in range(1, page))
+        return self._store.page(1, start + sizes.get(page, per_page))[start:]
 
     def _run_actions(self) -> None:
         with self._lock:

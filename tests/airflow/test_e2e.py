@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from octopush_provider import CONNECTION_FIELDS
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
@@ -74,12 +75,7 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
     )
     assert fields["port"]["hidden"]
     assert fields["url_schema"]["hidden"]
-    assert set(octopush["extra_fields"]) == {
-        "per_page",
-        "concurrency",
-        "timeout",
-        "allow_insecure_http",
-    }
+    assert set(octopush["extra_fields"]) == set(CONNECTION_FIELDS)
 
 
 @pytest.mark.parametrize(

@@ -75,12 +75,21 @@ def test_extras_configure_the_client(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
     octopush_connection(
-        sandbox.base_url, per_page="250", concurrency=4, timeout=[2, 30], allow_insecure_http="true"
+        sandbox.base_url,
+        per_page="250",
+        concurrency=4,
+        timeout=[2, 30],
+        allow_insecure_http="true",
+        request_deadline="90",
+        max_response_bytes=1_000_000,
+        max_pages="40",
     )
 
     client = OctopushHook().get_conn()
 
     assert (client.per_page, client.concurrency, client.timeout) == (250, 4, (2.0, 30.0))
+    assert (client.request_deadline, client.max_response_bytes) == (90.0, 1_000_000)
+    assert client.max_pages == 40
 
 
 @pytest.mark.parametrize(
@@ -90,6 +99,8 @@ def test_extras_configure_the_client(
         ({"concurrency": 99}, "concurrency must be between 1 and 32"),
         ({"timeout": -1}, "'timeout'"),
         ({"allow_insecure_http": "maybe"}, "'allow_insecure_http'"),
+        ({"request_deadline": "soon"}, "'request_deadline'"),
+        ({"max_pages": 0}, "max_pages must be a whole number > 0"),
     ],
 )
 def test_a_bad_extra_is_named_with_its_connection(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from octopush_provider import CONNECTION_FIELDS
 from tests.airflow.support import DAGS_FOLDER, start_cli
 
 # Parses dags/ in a fresh interpreter and reports every connection or name lookup made while
@@ -61,10 +62,8 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
         for widget in output["widgets"]
         if widget["class"] == "octopush_provider.hooks.octopush.OctopushHook"
     }
-    assert widgets == {
-        f"extra__octopush__{name}"
-        for name in ("per_page", "concurrency", "timeout", "allow_insecure_http")
-    }
+    assert widgets == {f"extra__octopush__{name}" for name in CONNECTION_FIELDS}
+    assert set(CONNECTION_FIELDS) >= {"request_deadline", "max_response_bytes", "max_pages"}
     assert {"field_behaviours": "octopush"} in output["behaviours"]
 
 

@@ -1,0 +1,206 @@
+"""Bounds on one HTTP exchange: a deadline for the whole request, a cap on the decoded body.
+
+``requests``' read timeout bounds each socket read, not the request: a server that sends a byte
+every few seconds, in its headers or its body, keeps a request alive forever. So every request
+runs under a :func:`deadline`: one watchdog thread shuts down the socket of a request that
+outlives it, which wakes the blocked read at once (``shutdown``, unlike ``close``, does that on
+Linux). The adapter's connections hand their socket to the watch of the thread that uses them,
+when they wait for the answer's headers.
+
+And bodies are read as a stream, counting decoded bytes (urllib3 inflates a gzip body by the
+chunk, never all at once), so that a huge answer or a gzip bomb fails early instead of filling
+the memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+from urllib3.poolmanager import pool_classes_by_scheme as _PLAIN_POOLS
+
+__all__ = ["BodyTooLarge", "Watch", "WatchedAdapter", "deadline", "read_body"]
+
+CHUNK_BYTES = 64 * 1024
+
+
+class Watch:
+    """The deadline of one request; ``expired`` tells whether the watchdog cut it off."""
+
+    __slots__ = ("at", "connection", "done", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.connection: Any = None
+        self.done = False
+        self.expired = False
+
+    def __lt__(self, other: Watch) -> bool:
+        return self.at < other.at
+
+
+class _Watchdog:
+    """One daemon thread for the whole process, sleeping until the earliest deadline."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._wake_at = math.inf
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[Watch]:
+        watch = Watch(time.monotonic() + seconds)
+        with self._condition:
+            while self._heap and self._heap[0][2].done:  # finished watches, oldest first
+                heapq.heappop(self._heap)
+            heapq.heappush(self._heap, (watch.at, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="octopush-deadline", daemon=True
+                )
+                self._thread.start()
+            if watch.at < self._wake_at:  # wake the watchdog only when it would sleep past it
+                self._condition.notify()
+        self._local.watch = watch
+        try:
+            yield watch
+        finally:
+            self._local.watch = None
+            with self._condition:
+                watch.done = True
+
+    def attach(self, connection: HTTPConnection) -> None:
+        """Put ``connection`` under the watch of the calling thread's request, if any."""
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None:
+            return
+        with self._condition:
+            watch.connection = connection
+            connection._octopush_watch = watch  # type: ignore[attr-defined]
+            if watch.expired:
+                _shut(connection)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake_at = math.inf
+                    self._condition.wait()  # idle until the next request starts
+                    continue
+                self._wake_at = self._heap[0][0]
+                remaining = self._wake_at - time.monotonic()
+                if remaining > 0:
+                    self._condition.wait(remaining)
+                    continue
+                watch = heapq.heappop(self._heap)[2]
+                watch.expired = True
+                connection = watch.connection
+                # The connection may have gone back to the pool and on to another request.
+                if connection is not None and getattr(connection, "_octopush_watch", None) is watch:
+                    _shut(connection)
+
+
+def _shut(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, also for TLS: it leaves the SSL object alone.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def deadline(seconds: float) -> contextlib.AbstractContextManager[Watch]:
+    """Cut off a request of this thread made through a :class:`WatchedAdapter` after ``seconds``."""
+    return _WATCHDOG.deadline(seconds)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:
+        _WATCHDOG.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:
+        _WATCHDOG.attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _watched(manager: PoolManager) -> PoolManager:
+    # Only plain pools are swapped: a SOCKS proxy's pools connect through the proxy, and
+    # replacing them would bypass it (its requests keep the per-read timeout only).
+    if manager.pool_classes_by_scheme is _PLAIN_POOLS:
+        manager.pool_classes_by_scheme = _POOLS
+    return manager
+
+
+class WatchedAdapter(HTTPAdapter):
+    """A requests adapter whose connections obey :func:`deadline`, through http(s) proxies too."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watched(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return _watched(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+class BodyTooLarge(Exception):
+    """The decoded body grew past the limit it was read with."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+        self.limit = limit
+
+
+def read_body(response: requests.Response, *, limit: int, truncate: bool = False) -> bytes:
+    """The decoded body of a streamed response, at most ``limit`` bytes.
+
+    Past the limit, raise :class:`BodyTooLarge`, or with ``truncate`` return the first ``limit``
+    bytes (enough for an excerpt of an error page). Either way the rest is never read.
+    """
+    length = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if not truncate and encoded == "identity" and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk[: limit - size + len(chunk)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)

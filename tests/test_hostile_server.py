@@ -1,0 +1,247 @@
+"""Answers no Octopush would send on purpose: huge bodies, gzip bombs, bytes dripped for ever.
+
+A small real HTTP server on a socket plays the hostile part; the client must fail quickly and
+clearly, with bounded memory, and retry only what another attempt may cure.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from octopush_provider.client import OctopushClient
+from octopush_provider.exceptions import OctopushConnectionError, OctopushResponseError
+from octopush_provider.retry import RetryPolicy
+
+MiB = 1024 * 1024
+DRIP_INTERVAL = 0.1
+DRIP_BYTES = 100  # a drip lasts 10 s at most, so a broken deadline fails rather than hangs
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HostileServer
+
+    def do_GET(self) -> None:
+        self.server.requests += 1
+        try:
+            self.server.behaviour(self)
+        except OSError:  # the client hung up: that is what it should do
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class _HostileServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, behaviour: Callable[[_Handler], None]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.behaviour = behaviour
+        self.requests = 0
+        self.dripped: list[int] = []  # bytes each drip sent before the client hung up
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/public"
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[Callable[[_Handler], None]], _HostileServer]]:
+    servers: list[_HostileServer] = []
+
+    def start(behaviour: Callable[[_Handler], None]) -> _HostileServer:
+        server = _HostileServer(behaviour)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _client(server: _HostileServer, **options: Any) -> OctopushClient:
+    settings: dict[str, Any] = {
+        "api_login": "login@example.com",
+        "api_key": "hostile-test-key",
+        "base_url": server.base_url,
+        "retry": RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.02),
+    }
+    return OctopushClient(**(settings | options))
+
+
+def _headers(handler: _Handler, **headers: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+
+
+def _stream(handler: _Handler, chunk: bytes, total: int) -> None:
+    for _ in range(total // len(chunk)):
+        handler.wfile.write(chunk)
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """A valid JSON empty list, gzipped: 128 MiB of spaces in about 128 KiB on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    spaces = b" " * MiB
+    parts = [packer.compress(b"[")]
+    parts += [packer.compress(spaces) for _ in range(128)]
+    parts += [packer.compress(b"]"), packer.flush()]
+    return b"".join(parts)
+
+
+def test_a_gzip_bomb_is_refused_at_the_default_cap_without_a_retry(hostile, gzip_bomb):
+    server = hostile(
+        lambda h: (
+            _headers(h, Content_Encoding="gzip", Content_Length=str(len(gzip_bomb))),
+            h.wfile.write(gzip_bomb),
+        )
+    )
+
+    with pytest.raises(OctopushResponseError) as raised:
+        _client(server).check_access()
+
+    assert len(gzip_bomb) < MiB
+    assert "more than 67108864 bytes" in str(raised.value)
+    assert "max_response_bytes" in str(raised.value)
+    assert server.requests == 1
+
+
+def test_a_gzip_bomb_is_inflated_by_the_chunk_so_memory_stays_bounded(hostile, gzip_bomb):
+    server = hostile(
+        lambda h: (
+            _headers(h, Content_Encoding="gzip", Content_Length=str(len(gzip_bomb))),
+            h.wfile.write(gzip_bomb),
+        )
+    )
+    client = _client(server, max_response_bytes=MiB)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(OctopushResponseError, match="more than 1048576 bytes"):
+            client.check_access()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 16 * MiB, f"peak {peak / MiB:.0f} MiB while reading a 128 MiB bomb"
+
+
+def test_a_huge_body_announced_by_its_length_is_refused_before_reading_it(hostile):
+    server = hostile(
+        lambda h: (_headers(h, Content_Length=str(2 * 1024 * MiB)), _stream(h, b" " * MiB, 8 * MiB))
+    )
+
+    with pytest.raises(OctopushResponseError, match="page 1 with more than 67108864 bytes"):
+        _client(server).check_access()
+
+    assert server.requests == 1
+
+
+def test_a_huge_body_of_unknown_length_is_cut_at_the_cap(hostile):
+    def endless(handler: _Handler) -> None:
+        _headers(handler, Connection="close")  # no length: the body ends when the socket does
+        handler.close_connection = True
+        handler.wfile.write(b"[")
+        _stream(handler, b" " * MiB, 256 * MiB)
+
+    server = hostile(endless)
+
+    with pytest.raises(OctopushResponseError, match="more than 4194304 bytes"):
+        _client(server, max_response_bytes=4 * MiB).check_access()
+
+    assert server.requests == 1
+
+
+def _drip(handler: _Handler, byte: bytes) -> None:
+    sent = 0
+    try:
+        while sent < DRIP_BYTES:
+            handler.wfile.write(byte)
+            handler.wfile.flush()
+            sent += 1
+            time.sleep(DRIP_INTERVAL)
+    finally:
+        handler.server.dripped.append(sent)
+
+
+def _drip_headers(handler: _Handler) -> None:
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+    _drip(handler, b"a")
+
+
+def _drip_body(handler: _Handler) -> None:
+    _headers(handler, Content_Length=str(DRIP_BYTES + 2))
+    handler.wfile.write(b"[")
+    _drip(handler, b" ")
+    handler.wfile.write(b"]")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("drip", [_drip_headers, _drip_body], ids=["headers", "body"])
+def test_a_server_dripping_bytes_is_cut_off_at_the_deadline_and_retried(hostile, drip):
+    server = hostile(drip)
+    # Each byte comes well within the read timeout: only the deadline can end the request.
+    client = _client(
+        server,
+        timeout=(2.0, 2.0),
+        request_deadline=0.5,
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+    )
+
+    with pytest.raises(OctopushConnectionError) as raised:
+        client.check_access()
+
+    assert "within request_deadline=0.5s" in str(raised.value)
+    assert "after 2 attempt(s)" in str(raised.value)
+    assert server.requests == 2
+    # The client hung up on the first drip long before the server was done with it.
+    assert server.dripped[0] < DRIP_BYTES / 2
+
+
+def test_a_deadline_long_enough_lets_a_slow_answer_through(hostile):
+    def slow(handler: _Handler) -> None:
+        _headers(handler, Content_Length="2")
+        handler.wfile.flush()
+        time.sleep(0.3)
+        handler.wfile.write(b"[]")
+
+    server = hostile(slow)
+
+    stream = _client(server, request_deadline=30.0).iter_pages()
+
+    assert list(stream) == []
+    assert server.requests == 1
+
+
+def test_a_body_that_is_not_utf_8_is_retried_once_and_named(hostile):
+    body = b'[{"conversation_id": "caf\xe9"}]'
+    server = hostile(
+        lambda h: (
+            _headers(h, Content_Length=str(len(body))),
+            h.wfile.write(body),
+        )
+    )
+
+    with pytest.raises(OctopushResponseError) as raised:
+        _client(server).check_access()
+
+    message = str(raised.value)
+    assert "not JSON" in message and "UTF-8" in message
+    assert f"application/json, {len(body)} bytes" in message
+    assert "after 2 attempt(s)" in message
+    assert server.requests == 2

@@ -1,0 +1,162 @@
+"""Every read ends: concurrent reads of a list that grows or pages short, servers that loop.
+
+The hangs these pin were races, so each case runs many times, at several concurrencies, under a
+pytest timeout that turns a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from octopush_provider.exceptions import OctopushResponseError, OctopushStalledReadError
+from octopush_provider.paging import StopReason
+from octopush_provider.prefetch import Prefetcher
+from tests.helpers import ids
+
+RUNS = 15
+CONCURRENCIES = [1, 2, 8]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_new_conversations_before_the_third_request_end_the_read_with_every_one(
+    make_sandbox, make_client, concurrency
+):
+    # The issue's reproduction: 3 conversations, 2 a page, 2 new ones just before request 3.
+    for _ in range(RUNS):
+        sandbox = make_sandbox(conversations=3)
+        before = set(ids(sandbox.store.snapshot()))
+        sandbox.before_request(3, lambda store: store.add_new(2))
+        client = make_client(sandbox, per_page=2, concurrency=concurrency)
+
+        seen = set(ids(list(client.iter_conversations())))
+
+        after = set(ids(sandbox.store.snapshot()))
+        assert before <= seen <= after
+        if concurrency > 1:  # the head moved: read again in order from the new head
+            assert seen == after
+        sandbox.stop()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+@pytest.mark.parametrize("sizes", [{2: 3}, {1: 4, 3: 1}, {2: 9, 3: 2, 4: 7}])
+def test_pages_of_varying_sizes_are_read_to_the_end_in_order(
+    make_sandbox, make_client, concurrency, sizes
+):
+    for _ in range(RUNS):
+        sandbox = make_sandbox(conversations=95, page_sizes=sizes)
+        client = make_client(sandbox, per_page=10, concurrency=concurrency)
+
+        stream = client.iter_pages()
+        rows = [row for page in stream for row in page]
+
+        assert ids(rows) == ids(sandbox.store.snapshot())
+        assert stream.report.stop_reason is StopReason.EMPTY_PAGE
+        sandbox.stop()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_a_last_page_that_grows_during_a_read_is_read_on(make_sandbox, make_client, concurrency):
+    for _ in range(RUNS):
+        sandbox = make_sandbox(conversations=45, churn_new=1)
+        before = set(ids(sandbox.store.snapshot()))
+        client = make_client(sandbox, per_page=10, concurrency=concurrency)
+
+        seen = set(ids(list(client.iter_conversations())))
+
+        assert before <= seen <= set(ids(sandbox.store.snapshot()))
+        sandbox.stop()
+
+
+@pytest.mark.timeout(60)
+def test_waiting_for_a_page_no_worker_can_deliver_raises_saying_which_and_why(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=25)
+    client = make_client(sandbox, per_page=10)
+    prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=30)
+
+    assert [len(prefetcher.take(n).conversations) for n in (1, 2, 3, 4)] == [10, 10, 5, 0]
+    with pytest.raises(OctopushStalledReadError, match=r"page 5.*page 4 ended the read"):
+        prefetcher.take(5)
+    prefetcher.close()
+    with pytest.raises(OctopushStalledReadError, match=r"page 5.*closed"):
+        prefetcher.take(5)
+
+
+@pytest.mark.timeout(60)
+def test_a_wrong_guess_of_the_end_never_strands_the_reader(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=35)
+    client = make_client(sandbox, per_page=10)
+    prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=5)
+    prefetcher.expect_end_after(1)
+
+    sizes = [len(prefetcher.take(n).conversations) for n in (1, 2, 3, 4, 5)]
+
+    assert sizes == [10, 10, 10, 5, 0]
+    prefetcher.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_wait_for_a_page_has_a_deadline(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=25)
+    sandbox.add_fault("slow", page=1, delay=2.0)
+    client = make_client(sandbox, per_page=10)
+    prefetcher = Prefetcher(client.fetch_page, start=1, workers=1, max_ahead=2, wait_limit=0.2)
+
+    with pytest.raises(OctopushStalledReadError, match=r"waited 0\.2s for page 1"):
+        prefetcher.take(1)
+    prefetcher.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+@pytest.mark.parametrize("cycle", [1, 2, 3])
+def test_a_server_serving_pages_in_a_loop_is_refused(make_sandbox, make_client, concurrency, cycle):
+    sandbox = make_sandbox(conversations=500, page_cycle=cycle)
+
+    with pytest.raises(OctopushResponseError, match="ignore the 'page' parameter"):
+        list(make_client(sandbox, per_page=10, concurrency=concurrency).iter_conversations())
+
+    # Refused within a few pages of the first repeat, plus what was in flight.
+    assert len(sandbox.requests) <= 3 * cycle + 2 + concurrency * 4
+
+
+@pytest.mark.parametrize(("churn_new", "churn_bump"), [(3, 0), (0, 3), (2, 1)])
+def test_a_busy_list_moving_by_a_third_of_a_page_per_request_is_read_to_the_end(
+    make_sandbox, make_client, churn_new, churn_bump
+):
+    sandbox = make_sandbox(conversations=300, churn_new=churn_new, churn_bump=churn_bump)
+    before = set(ids(sandbox.store.snapshot()))
+    bumped_or_new = set()
+
+    rows = list(make_client(sandbox, per_page=10).iter_conversations())
+
+    for row in sandbox.store.snapshot():
+        if row["number_of_messages"] > 1 and row["conversation_id"] in before:
+            bumped_or_new.add(row["conversation_id"])
+    assert before - bumped_or_new <= set(ids(rows))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_max_pages_stops_a_server_that_serves_new_conversations_forever(
+    make_sandbox, make_client, concurrency, caplog
+):
+    # page ignored, and a page of new conversations before every request: no end, ever.
+    sandbox = make_sandbox(conversations=10, page_param="p", churn_new=10)
+    client = make_client(sandbox, per_page=10, concurrency=concurrency, max_pages=5)
+
+    with caplog.at_level(logging.WARNING):
+        stream = client.iter_pages()
+        pages = list(stream)
+
+    assert len(pages) == 5
+    assert len(set(ids([row for page in pages for row in page]))) > 20  # new ones, not a loop
+    assert stream.report.stop_reason is StopReason.MAX_PAGES
+    assert "stopped at max_pages=5" in caplog.text
+    assert len(sandbox.requests) <= 5 + concurrency * 4
