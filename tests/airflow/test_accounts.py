@@ -149,7 +149,7 @@ def test_an_accounts_variable_that_is_not_a_list_fails_naming_it(
     run = run_dag(DAG_ID)
 
     assert run.state == "failed"
-    assert states(run) == {}
+    assert states(run) == {-1: "upstream_failed"}  # no account was loaded
     assert "'octopush_accounts' Variable (or the 'accounts' param) must be a JSON list" in "".join(
         capfd.readouterr()
     )
