@@ -40,6 +40,13 @@ WORKERS = ("worker-a", "worker-b")
 OPENLINEAGE_FILE = "openlineage.jsonl"
 
 
+def worker_ready(airflow: Deployment, name: str) -> bool:
+    """Whether Celery says the worker is ready; fails at once if it exited."""
+    if airflow.processes[name].poll() is not None:
+        pytest.fail(f"Celery {name} exited\n{airflow.diagnose()}")
+    return " ready." in (airflow.home / f"{name}.log").read_text(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def celery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("airflow-celery")
@@ -81,7 +88,7 @@ def celery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         for name in WORKERS:
             wait_for(
                 f"Celery {name} to be ready",
-                lambda name=name: " ready." in (home / f"{name}.log").read_text(errors="replace"),
+                lambda name=name: worker_ready(airflow, name),
                 timeout=STARTUP_TIMEOUT,
                 diagnose=airflow.diagnose,
             )
