@@ -32,8 +32,9 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# make bench BENCH_ARGS=--big adds the 1,000,000-conversation case
 bench: $(STAMP)
-	$(BIN)/python tests/benchmarks/load_speed.py
+	$(BIN)/python tests/benchmarks/load_speed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.duckdb

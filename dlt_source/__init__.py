@@ -9,8 +9,9 @@ its hook's.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -19,11 +20,13 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, to_table
+from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
+    DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
     PRIMARY_KEY,
     RESOURCE_NAME,
@@ -64,50 +67,59 @@ def _batches(pages: Iterable[list[Conversation]]) -> Iterator[list[Conversation]
         yield batch
 
 
-def _classify(rows: list[Conversation], previous: datetime | None, counts: dict[str, int]) -> None:
-    """Count rows as new, updated, or unchanged (re-read inside the lag window)."""
-    for row in rows:
-        first = row["first_message_at"]
-        if previous is None or (first is not None and first > previous):
-            counts["new"] += 1
-        elif row[CURSOR_COLUMN] > previous:
-            counts["updated"] += 1
-        else:
-            counts["unchanged"] += 1
-
-
 def _conversations(
     client: OctopushClient,
+    *,
+    start_date: datetime | None,
+    lag: float,
+    clock_skew: float,
     max_pages: int | None,
-    last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(CURSOR_COLUMN),
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables."""
     state = dlt.current.resource_state()
-    previous: datetime | None = last_message_at.get_state().get("last_value")
+    horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
+    previous = stored_cursor(state)
+    if previous is not None and previous > horizon:
+        logger.warning(
+            "The stored cursor %s is in the future (left by an earlier version): reading every "
+            "page once to recover",
+            previous.isoformat(),
+        )
+        previous = start_date = None
     guard = ReadGuard(
-        start=last_message_at.start_value,
+        start=previous - timedelta(seconds=lag) if previous is not None else start_date,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    counts = {"new": 0, "updated": 0, "unchanged": 0}
+    tally = ReadTally(previous=previous, horizon=horizon)
+    coerced: Counter[str] = Counter()
+    table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
+    extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
     for batch in _batches(stream):
         rows = guard.keep(batch)
         if rows:
-            _classify(rows, previous, counts)
-            yield to_table(rows)
+            tally.add(rows)
+            yield to_table(rows, coerced=coerced, extra_types=extra_types)
+    for field, count in sorted(coerced.items()):
+        logger.warning(
+            "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
+            count,
+            field,
+        )
     if guard.disorder_seen:
         state["ordering_unreliable"] = True
     if stream.report.stop_reason is StopReason.MAX_PAGES:
         # The pages past the cap were not read: a cursor moved past them would skip them for
         # good. Keep it where it was, so that a run without the cap reads them.
-        last_message_at.get_state()["last_value"] = previous
         logger.warning(
             "Octopush read capped by max_pages: the cursor stays at %s until a run reads on",
             previous.isoformat() if previous else "its start",
         )
-    state["last_read"] = {**stream.report.as_dict(), **counts}
+    else:
+        store_cursor(state, tally.cursor)
+    state["last_read"] = {**stream.report.as_dict(), **tally.finish()}
 
 
 def conversations_resource(
@@ -115,9 +127,10 @@ def conversations_resource(
     *,
     start_date: datetime | None,
     lag: float,
+    clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
 ) -> DltResource:
-    """The ``conversations`` resource bound to a client, with its incremental cursor."""
+    """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
     resource = dlt.resource(
         _conversations,
         name=RESOURCE_NAME,
@@ -125,10 +138,7 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client, max_pages)
-    resource.apply_hints(
-        incremental=dlt.sources.incremental(CURSOR_COLUMN, initial_value=start_date, lag=lag)
-    )
+    )(client, start_date=start_date, lag=lag, clock_skew=clock_skew, max_pages=max_pages)
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
     return bigquery_adapter(resource, partition=CURSOR_COLUMN, cluster=[PRIMARY_KEY])
@@ -145,6 +155,7 @@ def octopush_source(
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
+    clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
     max_pages: int | None = None,
     client: Any = None,
@@ -152,12 +163,15 @@ def octopush_source(
     """Octopush conversations, loaded incrementally on ``last_message_at``.
 
     ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run. ``max_pages`` caps the pages one run reads (a safety cap: a capped
-    run loads what it read but keeps the cursor where it was). Pass ``client`` to reuse a
-    configured :class:`OctopushClient`; the credential and connection settings are then ignored.
+    the cursor on every run; a ``last_message_at`` more than ``clock_skew_seconds`` after the
+    start of the run is in the future: loaded, but it never moves the cursor. ``max_pages`` caps
+    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
+    where it was). Pass ``client`` to reuse a configured :class:`OctopushClient`; the credential
+    and connection settings are then ignored.
     """
-    if lag_seconds < 0:
-        raise OctopushConfigError(f"lag_seconds must be >= 0, got {lag_seconds!r}")
+    for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
+        if seconds < 0:
+            raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
     if max_pages is not None and (
         isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
     ):
@@ -189,4 +203,10 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(client, start_date=start, lag=lag_seconds, max_pages=max_pages)
+    return conversations_resource(
+        client,
+        start_date=start,
+        lag=lag_seconds,
+        clock_skew=clock_skew_seconds,
+        max_pages=max_pages,
+    )

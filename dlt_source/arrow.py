@@ -4,18 +4,28 @@ Handing dlt Arrow tables skips its per-row normalisation, and a fixed schema kee
 types the same whatever the first page happens to contain (an all-null ``agent_assigned_to``, a
 ``color`` sent as a string). ``recipient_details`` is flattened the way dlt would name it; fields
 the API adds later are kept as extra columns.
+
+A value of the wrong type never reaches Arrow's converters, whose errors name neither the row nor
+the field: the parser has refused bad timestamps and integers already, and a text field holding a
+number or an object keeps its JSON text, counted so that the run can say so once per field.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pyarrow as pa
 from dlt.common.data_types import TDataType
+from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import Conversation
+from octopush_provider.conversations import INT64_MAX, INT64_MIN, Conversation
+
+logger = logging.getLogger(__name__)
 
 RECIPIENT_FIELD = "recipient_details"
 RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"
@@ -63,22 +73,113 @@ _KNOWN_RECIPIENT_PARTS = frozenset(
 )
 
 
+def _json_texts(values: list[Any]) -> list[str | None]:
+    return [v if v is None or type(v) is str else orjson.dumps(v).decode() for v in values]
+
+
 def _extra_array(values: list[Any]) -> pa.Array:
     """Let Arrow infer a new field's type; if its values disagree, keep them as JSON text."""
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, beyond 64 bits
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
 
 
-def to_table(rows: list[Conversation]) -> pa.Table:
+# What a value must be to stay in an extra column of these dlt types when another batch or run
+# sends other types; values of other types (and columns of other types) go beside, as text.
+_SCALARS: dict[str, tuple[pa.DataType, Callable[[Any], bool]]] = {
+    "bigint": (pa.int64(), lambda v: type(v) is int and INT64_MIN <= v <= INT64_MAX),
+    "double": (pa.float64(), lambda v: type(v) is float or type(v) is int),
+    "bool": (pa.bool_(), lambda v: type(v) is bool),
+}
+
+
+class ExtraTypes:
+    """The type each extra column took first: in the destination, or earlier in this run.
+
+    A later batch with values of another type would fail inside dlt's writer or the warehouse.
+    Its values are cast to the first type when that is exact; otherwise those that fit stay,
+    and the others are kept as JSON text: in the column itself when it holds text, else beside
+    it in ``<name>__v_text`` (dlt's name for a variant column), with one warning per run.
+    """
+
+    def __init__(self, columns: TTableSchemaColumns | None = None) -> None:
+        self._kinds: dict[str, str] = {
+            n: str(c["data_type"]) for n, c in (columns or {}).items() if c.get("data_type")
+        }
+        self._arrow: dict[str, pa.DataType] = {}
+        self._variants: set[str] = set()
+
+    def fit(self, name: str, values: list[Any]) -> list[tuple[str, pa.Array]]:
+        """The columns (name and array) that hold an extra field's values of one batch."""
+        array = _extra_array(values)
+        kind = get_column_type_from_py_arrow(array.type).get("data_type")
+        if kind is None:  # only nulls: no type to keep
+            return [(name, array)]
+        known = self._kinds.setdefault(name, kind)
+        if known == "text":
+            return [(name, array if kind == "text" else pa.array(_json_texts(values), pa.string()))]
+        if kind == known:
+            first = self._arrow.setdefault(name, array.type)
+            if array.type == first:
+                return [(name, array)]
+            try:
+                return [(name, array.cast(first))]  # a safe cast: refuses to truncate
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        if known not in _SCALARS:
+            return [(self._variant(name), pa.array(_json_texts(values), pa.string()))]
+        arrow_type, fits = _SCALARS[known]
+        kept = [v if fits(v) else None for v in values]
+        others = [None if fits(v) else v for v in values]
+        return [
+            (name, pa.array(kept, arrow_type)),
+            (self._variant(name), pa.array(_json_texts(others), pa.string())),
+        ]
+
+    def _variant(self, name: str) -> str:
+        variant = f"{name}__v_text"
+        if variant not in self._variants:
+            self._variants.add(variant)
+            logger.warning(
+                "Octopush sent values of field %r that do not fit its type %s: kept as JSON text "
+                "in %r",
+                name,
+                self._kinds[name],
+                variant,
+            )
+        return variant
+
+
+def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Array:
+    """A known column; a text field's non-text values become their JSON text, counted."""
+    try:
+        return pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if field.type != pa.string():
+            raise  # the parser guarantees the other types
+    coerced[field.name] += sum(v is not None and type(v) is not str for v in values)
+    return pa.array(_json_texts(values), type=field.type)
+
+
+def to_table(
+    rows: list[Conversation],
+    *,
+    coerced: Counter[str] | None = None,
+    extra_types: ExtraTypes | None = None,
+) -> pa.Table:
     """Build one table from parsed conversations (timestamps already UTC datetimes).
 
-    Columns are gathered with one comprehension each: this runs for every row of every load.
+    ``coerced`` counts, per field, the non-text values kept as JSON text; ``extra_types`` keeps
+    the types of extra columns across the batches of a run. Columns are gathered with one
+    comprehension each: this runs for every row of every load.
     """
-    recipients = [
-        value if isinstance(value := row.get(RECIPIENT_FIELD), dict) else {} for row in rows
-    ]
+    if coerced is None:
+        coerced = Counter()
+    if extra_types is None:
+        extra_types = ExtraTypes()
+    raw_recipients = [row.get(RECIPIENT_FIELD) for row in rows]
+    recipients = [value if isinstance(value, dict) else {} for value in raw_recipients]
     columns: dict[str, list[Any]] = {}
     for name in SCHEMA.names:
         if name.startswith(RECIPIENT_PREFIX):
@@ -86,7 +187,7 @@ def to_table(rows: list[Conversation]) -> pa.Table:
             columns[name] = [recipient.get(part) for recipient in recipients]
         else:
             columns[name] = [row.get(name) for row in rows]
-    arrays = [pa.array(columns[field.name], type=field.type) for field in SCHEMA]
+    arrays = [_column(field, columns[field.name], coerced) for field in SCHEMA]
     table = pa.Table.from_arrays(arrays, schema=SCHEMA)
     extras = {
         **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
@@ -95,6 +196,12 @@ def to_table(rows: list[Conversation]) -> pa.Table:
             for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
         },
     }
+    # A recipient that is not an object is kept whole, as JSON text, in a column of its own.
+    odd = [None if isinstance(value, dict) else value for value in raw_recipients]
+    if any(value is not None for value in odd):
+        coerced[RECIPIENT_FIELD] += sum(value is not None for value in odd)
+        extras[RECIPIENT_FIELD] = _json_texts(odd)
     for name in sorted(extras):
-        table = table.append_column(name, _extra_array(extras[name]))
+        for column, array in extra_types.fit(name, extras[name]):
+            table = table.append_column(column, array)
     return table

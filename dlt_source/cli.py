@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from octopush_dlt.destinations import duckdb_file
+from octopush_dlt.destinations import duckdb_credentials
 from octopush_dlt.settings import (
     DEFAULT_DATASET_NAME,
     DEFAULT_DESTINATION,
@@ -123,8 +123,8 @@ def _destination(name: str, *, pipeline_name: str, dataset_name: str) -> Any:
 
     if name != "duckdb" or dlt.secrets.get("destination.duckdb.credentials"):
         return name
-    path = duckdb_file(str(Path.cwd() / f"{pipeline_name}.duckdb"), dataset_name=dataset_name)
-    return dlt.destinations.duckdb(path)
+    path = str(Path.cwd() / f"{pipeline_name}.duckdb")
+    return dlt.destinations.duckdb(duckdb_credentials(path, dataset_name=dataset_name))
 
 
 def _run(args: argparse.Namespace) -> int:

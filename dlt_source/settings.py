@@ -15,6 +15,9 @@ DEFAULT_DESTINATION = "duckdb"
 # Re-read conversations whose last message is up to this many seconds older than the cursor:
 # a message stamped a little before it became visible in the API is still picked up.
 DEFAULT_LAG_SECONDS = 300.0
+# A last_message_at later than the start of the run by more than this is a server clock gone
+# wrong: the row is loaded, but it must not become the cursor, or later runs would stop early.
+DEFAULT_CLOCK_SKEW_SECONDS = 600.0
 # Pages are merged into one Arrow table of about this many rows before dlt sees them, so that
 # dlt's per-item work is paid once per batch rather than once per page.
 BATCH_ROWS = 5_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import dlt
@@ -203,6 +204,20 @@ def test_full_refresh_starts_over(make_sandbox, make_pipeline):
     assert summary.new == summary.conversations_loaded == 700
     assert summary.stop_reason == "empty_page"
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
+def test_a_load_leaves_the_garbage_collector_as_it_found_it(make_sandbox, make_pipeline):
+    """A load collects rarely and freezes older objects; an Airflow worker lives on after it."""
+    sandbox = make_sandbox(conversations=300)
+    before = gc.get_threshold()
+
+    run_load(make_pipeline(), sandbox_source(sandbox))
+    after_success = (gc.get_threshold(), gc.get_freeze_count())
+    with pytest.raises(PipelineStepFailed):
+        run_load(make_pipeline("failing"), sandbox_source(sandbox, api_key="wrong"))
+
+    assert after_success == (before, 0)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
 
 
 def test_wrong_credentials_fail_fast_without_echoing_the_key(make_sandbox, make_pipeline, caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import signal
 import socket
@@ -13,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pendulum
 import pytest
 import requests
@@ -173,6 +175,27 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
         ConversationStore.generate(50, seed=8).snapshot()
         != ConversationStore.generate(50).snapshot()
     )
+
+
+def test_a_seed_keeps_producing_the_same_data_through_mutations_and_pages() -> None:
+    """Pinned digests: a faster store must serve exactly what the seed produced before."""
+    seen: dict[str, Any] = {}
+    for offsets in ("paris", "mixed"):
+        store = ConversationStore.generate(3000, seed=11, offsets=offsets)
+        seen[f"{offsets} generated"] = digest(store.snapshot())
+        seen[f"{offsets} new"] = store.add_new(5)
+        seen[f"{offsets} bumped"] = store.bump(40)
+        store.bump_ids(seen[f"{offsets} new"][:2])
+        seen[f"{offsets} after"] = digest(store.snapshot())
+        store.shuffled = True
+        seen[f"{offsets} shuffled"] = digest([store.page(p, 100) for p in (1, 7, 31)])
+        store.shuffled = False
+        seen[f"{offsets} pages"] = digest([store.page(p, 100) for p in (1, 7, 30, 31)])
+    assert digest(seen) == "e706fd2a108b0c7d"
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value)).hexdigest()[:16]
 
 
 def test_paris_offsets_follow_daylight_saving_time() -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlt.common.destination import Destination
 
-from octopush_dlt.destinations import duckdb_file
+from octopush_dlt.destinations import duckdb_credentials
 from octopush_provider.exceptions import OctopushConfigError
 
 if TYPE_CHECKING:
@@ -151,7 +151,9 @@ def build_destination(
         settings.update(read(connection))
     settings.update(options or {})
     if destination == "duckdb" and isinstance(settings.get("credentials"), str):
-        settings["credentials"] = duckdb_file(settings["credentials"], dataset_name=dataset_name)
+        settings["credentials"] = duckdb_credentials(
+            settings["credentials"], dataset_name=dataset_name
+        )
     factory = Destination.from_reference(destination, **settings)
     assert factory is not None, "only a None reference resolves to None"
     return factory

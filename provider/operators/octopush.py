@@ -166,8 +166,13 @@ class OctopushToDestinationOperator(BaseOperator):
             except Exception:  # lineage is an extra: it must never fail a load that succeeded
                 self.log.warning("Could not describe this load for OpenLineage", exc_info=True)
         self.log.info(
-            "Loaded %d conversations from %d pages; cursor %s; load id %s",
+            "Loaded %d conversations (new %d, updated %d, re-read unchanged %d, future-dated %d) "
+            "from %d pages; cursor %s; load id %s",
             summary["conversations_loaded"],
+            summary["new"],
+            summary["updated"],
+            summary["unchanged"],
+            summary["future"],
             summary["pages"],
             summary["cursor"],
             summary["load_id"],

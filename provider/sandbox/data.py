@@ -8,11 +8,12 @@ run, test and benchmark sees the same conversations.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
@@ -73,7 +74,8 @@ def render_instant(timestamp: int, zone: str) -> str:
 
 def _copy(row: dict[str, Any]) -> dict[str, Any]:
     # Rows hold only str/int values and one nested dict: this is a deep copy, ~20x faster.
-    return {**row, "recipient_details": {**row["recipient_details"]}}
+    details = row["recipient_details"]
+    return {**row, "recipient_details": {**details} if type(details) is dict else details}
 
 
 @dataclass(slots=True, eq=False)  # identity equality: list.remove() must find this very entry
@@ -84,11 +86,18 @@ class _Entry:
     shuffle_key: float
 
 
+def _newest_first(entry: _Entry) -> tuple[int, str]:
+    return (-entry.last, entry.row["conversation_id"])
+
+
 class ConversationStore:
     """Conversations served newest-first by ``last_message_at`` (or shuffled), safe across threads.
 
     Mutations (``add_new``, ``bump``, ``bump_ids``) mimic a live account: new and active
-    conversations move to the top, shifting everything else down.
+    conversations move to the top, shifting everything else down. ``add_at`` makes what a live
+    account does on a bad day: a message stamped before the newest (it became visible late), two
+    conversations at the same second, a server clock in the future. ``rewrite`` serves any
+    JSON value in any field, as a server with a bug would.
     """
 
     def __init__(self, *, seed: int = 7, offsets: str = "paris", shuffled: bool = False) -> None:
@@ -102,8 +111,7 @@ class ConversationStore:
         self._zone_rng = random.Random(f"zones-{seed}")
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
-        # Newest-first. Mutations only ever create a new newest row, so they prepend; no re-sort.
-        self._recency: list[_Entry] = []
+        self._recency: list[_Entry] = []  # newest-first, then by id
         self._shuffled_order: list[_Entry] | None = None
         self._newest = _ANCHOR_TS - _WINDOW_SECONDS
 
@@ -117,8 +125,10 @@ class ConversationStore:
         store = cls(seed=seed, offsets=offsets, shuffled=shuffled)
         # Sampling distinct seconds makes every last_message_at unique, so order is unambiguous.
         for offset in store._rng.sample(range(_WINDOW_SECONDS), count):
-            store._insert(_ANCHOR_TS - 1 - offset)
-        store._recency.sort(key=lambda e: (-e.last, e.row["conversation_id"]))
+            store._recency.append(store._insert(_ANCHOR_TS - 1 - offset))
+        store._recency.sort(key=_newest_first)
+        if store._recency:
+            store._newest = store._recency[0].last
         return store
 
     @property
@@ -148,10 +158,28 @@ class ConversationStore:
         with self._lock:
             return [_copy(entry.row) for entry in self._recency]
 
+    @property
+    def newest(self) -> datetime:
+        """The ``last_message_at`` the next new message would follow, in UTC."""
+        with self._lock:
+            return datetime.fromtimestamp(self._newest, UTC)
+
     def add_new(self, n: int) -> list[str]:
         """Start ``n`` conversations newer than all others, one second apart; return their ids."""
         with self._lock:
-            return [self._insert(self._next_instant(), fresh=True) for _ in range(_check_count(n))]
+            return [
+                self._place(self._insert(self._next_instant(), fresh=True))
+                for _ in range(_check_count(n))
+            ]
+
+    def add_at(self, moments: Iterable[datetime]) -> list[str]:
+        """Start a conversation at each instant, in its place newest-first; return their ids.
+
+        The instants may be older than the newest (a late message), equal to another's, or in
+        the future; they do not move the instant that :meth:`add_new` and :meth:`bump` follow.
+        """
+        with self._lock:
+            return [self._place(self._insert(int(m.timestamp()), fresh=True)) for m in moments]
 
     def bump(self, n: int) -> list[str]:
         """Give ``n`` conversations, preferably older ones, a new message; return their ids."""
@@ -162,6 +190,15 @@ class ConversationStore:
             picked = self._rng.sample(older, min(n, len(older)))
             picked += self._rng.sample(newer, n - len(picked))
             return self.bump_ids(picked)
+
+    def rewrite(self, conversation_id: str, fields: dict[str, Any]) -> None:
+        """Serve these values for these fields of a conversation from now on; it does not move.
+
+        Any value orjson writes; ``orjson.Fragment(b"...")`` serves raw JSON, such as an integer
+        of 30 digits that no Python value would serialise to.
+        """
+        with self._lock:
+            self._entries[conversation_id].row.update(fields)
 
     def bump_ids(self, ids: Iterable[str]) -> list[str]:
         """Give each conversation in ``ids`` a new message, moving it to the top; return the ids."""
@@ -177,12 +214,18 @@ class ConversationStore:
                 entry.row["number_of_messages"] += 1
                 entry.row["last_message"] = self._message(entry.row["purpose"])
                 self._recency.remove(entry)
-                self._recency.insert(0, entry)
-            self._shuffled_order = None
+                self._place(entry)
         return bumped
 
-    def _insert(self, last: int, *, fresh: bool = False) -> str:
-        """Add one conversation; a ``fresh`` one has just started (a single message)."""
+    def _place(self, entry: _Entry) -> str:
+        """Put an entry in its place in the served order; return its id."""
+        bisect.insort(self._recency, entry, key=_newest_first)
+        self._shuffled_order = None
+        conversation_id: str = entry.row["conversation_id"]
+        return conversation_id
+
+    def _insert(self, last: int, *, fresh: bool = False) -> _Entry:
+        """Create one conversation; a ``fresh`` one has just started (a single message)."""
         rng = self._rng
         cid = f"{rng.getrandbits(96):024x}"
         while cid in self._entries:
@@ -214,10 +257,7 @@ class ConversationStore:
         }
         entry = _Entry(row, last, zone, rng.random())
         self._entries[cid] = entry
-        self._recency.insert(0, entry)
-        self._newest = max(self._newest, last)
-        self._shuffled_order = None
-        return cid
+        return entry
 
     def _message(self, purpose: str) -> str:
         template = self._rng.choice(_MESSAGES[purpose])

@@ -172,3 +172,27 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
     # The task registered the connection's password with Airflow's secrets masker, so a log
     # line that ever carried the key would show *** instead.
     assert redact(f"api-key: {api_key}") == "api-key: ***"
+
+
+def test_the_task_log_closes_with_the_new_updated_unchanged_split(
+    sandbox: SandboxServer,
+    point_octopush_at: Callable[[SandboxServer], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "conversations.duckdb"))
+    point_octopush_at(sandbox)
+    assert run_dag("octopush_conversations_to_duckdb").state == "success"
+    sandbox.store.add_new(5)
+    sandbox.store.bump(3)
+    capfd.readouterr()
+
+    summary = return_value(run_dag("octopush_conversations_to_duckdb"))
+
+    log = "".join(capfd.readouterr())
+    assert (summary["new"], summary["updated"]) == (5, 3)
+    assert (
+        f"Loaded {summary['conversations_loaded']} conversations (new 5, updated 3, "
+        f"re-read unchanged {summary['unchanged']}, future-dated 0) from 1 pages"
+    ) in log

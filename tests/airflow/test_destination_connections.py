@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 from airflow.sdk import Connection
 
+from octopush_dlt.cli import _destination as cli_destination
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.operators.destinations import build_destination
 
@@ -109,3 +111,27 @@ def test_connection_for_a_destination_configured_the_dlt_way_is_refused() -> Non
 
     with pytest.raises(OctopushConfigError, match="DESTINATION__SNOWFLAKE__CREDENTIALS"):
         build_destination("snowflake", dataset_name="octopush", connection=connection)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: build_destination("duckdb", dataset_name="octopush", duckdb_path=path),
+        lambda path: build_destination(
+            "duckdb", dataset_name="octopush", connection=Connection(conn_id="w", host=path)
+        ),
+        lambda path: cli_destination("duckdb", pipeline_name="p", dataset_name="octopush"),
+    ],
+    ids=["operator duckdb_path", "operator connection", "octopush-load"],
+)
+def test_duckdb_loads_run_with_bounded_memory(tmp_path: Path, monkeypatch, make) -> None:
+    """DuckDB would take 80 % of the machine; the load's merge then grows with the account."""
+    monkeypatch.chdir(tmp_path)
+    pipeline = dlt.pipeline(
+        "bounded", destination=make(str(tmp_path / "w.duckdb")), pipelines_dir=str(tmp_path / "p")
+    )
+    with pipeline.sql_client() as client:
+        limit, threads = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        )[0]
+    assert (limit, threads) == ("61.0 MiB", 1)

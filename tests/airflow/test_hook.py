@@ -64,11 +64,16 @@ def test_hook_pages_through_the_sandbox_from_a_json_connection(
 def test_hook_reads_nothing_until_asked(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
-    octopush_connection(sandbox.base_url)
-
-    OctopushHook(octopush_conn_id="octopush_default")
-
+    # The connection does not exist yet when the hook is built: a constructor that looked it up
+    # would fail here, or would read with settings that are gone by the time the hook is used.
+    hook = OctopushHook(octopush_conn_id="octopush_default")
+    octopush_connection(sandbox.base_url, per_page=40)
     assert sandbox.requests == []
+
+    conversations = list(hook.get_conn().iter_conversations())
+
+    assert ids(conversations) == ids(sandbox.store.snapshot())
+    assert {record.per_page for record in sandbox.requests} == {40}
 
 
 def test_extras_configure_the_client(
