@@ -28,10 +28,12 @@ def test_a_cancelled_read_sends_no_request_after_those_in_flight(
     assert len(sandbox.requests) <= 3 + concurrency
 
 
+# The waits below are longer than pytest's timeout (300 s): a cancel that did not end them
+# would fail the test by timing out, not by a slow pass.
 def test_a_cancel_ends_a_wait_for_a_retry(make_sandbox, make_client):
     sandbox = make_sandbox(conversations=50)
-    sandbox.add_fault("503", page=1, retry_after="200")
-    client = make_client(sandbox, retry=RetryPolicy(max_attempts=3, budget=600.0))
+    sandbox.add_fault("503", page=1, retry_after="1000")
+    client = make_client(sandbox, retry=RetryPolicy(max_attempts=3, budget=5000.0))
     sandbox.before_request(1, lambda _store: client.cancel())
 
     with pytest.raises(OctopushCancelledError):
@@ -43,7 +45,10 @@ def test_a_cancel_ends_a_wait_for_a_retry(make_sandbox, make_client):
 def test_a_cancel_ends_a_backoff_between_attempts(make_sandbox, make_client):
     sandbox = make_sandbox(conversations=50)
     sandbox.add_fault("500", page=1)
-    client = make_client(sandbox, retry=RetryPolicy(max_attempts=3, backoff_base=200.0))
+    client = make_client(
+        sandbox,
+        retry=RetryPolicy(max_attempts=3, backoff_base=1000.0, backoff_max=1000.0, budget=5000.0),
+    )
     sandbox.before_request(1, lambda _store: client.cancel())
 
     with pytest.raises(OctopushCancelledError):
