@@ -1,12 +1,22 @@
-"""Every hour, load several Octopush accounts into Postgres: one mapped task per account.
+"""### Several Octopush accounts into Postgres
 
-The accounts are Airflow connection ids (type ``octopush``), listed in the ``octopush_accounts``
-Variable as a JSON list (``["octopush_acme", "octopush_globex"]``), or in the run's ``accounts``
-param. Each account loads into a dataset of its own, ``<OCTOPUSH_DATASET>_<account>`` (the
-``octopush_`` prefix of the connection id dropped: ``octopush_acme`` lands in
-``octopush_acme``), with its own table and its own cursor, so conversation ids that two accounts
-share never meet, and an account that fails or is slow leaves the others' data and cursors alone.
-The Postgres credentials come from the ``octopush_postgres`` connection.
+Every hour, loads new and changed conversations of several Octopush accounts into Postgres,
+incrementally, with one mapped task per account: an account that fails or is slow leaves the
+others' data and cursors alone.
+
+**Credentials**: one Octopush connection per account (default: `octopush_default` alone), listed
+as a JSON list of connection ids in the `octopush_accounts` Variable, e.g.
+`["octopush_acme", "octopush_globex"]`; and the `octopush_postgres` connection (type Postgres;
+its Database field names the database).
+
+**Where the data lands**: table `conversations` in a schema per account,
+`<OCTOPUSH_DATASET>_<account>`: the connection id without its `octopush_` prefix, after
+`octopush` (or `$OCTOPUSH_DATASET`); `octopush_acme` lands in `octopush_acme.conversations`.
+Each schema keeps its own cursor, so conversation ids two accounts share never meet.
+
+**Params**: `accounts` (default empty: the Variable's list), connection ids to load in this
+run; `full_refresh` (default false), `{"full_refresh": true}` drops every listed account's
+table and cursor, then loads everything again.
 """
 
 from __future__ import annotations
@@ -20,7 +30,10 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param, Variable, task
 
 from octopush_provider.exceptions import OctopushConfigError
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 ACCOUNTS_VARIABLE = "octopush_accounts"
 DATASET_PREFIX = os.environ.get("OCTOPUSH_DATASET", "octopush")
@@ -50,8 +63,9 @@ with DAG(
             type=["null", "array"],
             description=f"Connection ids to load; empty for the {ACCOUNTS_VARIABLE!r} Variable",
         ),
-        "full_refresh": Param(False, type="boolean", description="Reload everything"),
+        "full_refresh": full_refresh_param(),
     },
+    doc_md=__doc__,
     tags=["octopush", "postgres"],
 ):
 

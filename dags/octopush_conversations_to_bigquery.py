@@ -1,11 +1,18 @@
-"""Every hour, load new and changed Octopush conversations into BigQuery.
+"""### Octopush conversations into BigQuery
 
-Credentials come from two Airflow connections: ``octopush_default`` for the API and
-``google_cloud_default`` (a Google Cloud connection with a service-account key in
-``keyfile_dict`` or ``key_path``, or none to use Application Default Credentials, and the
-``project``) for the warehouse. Rows land in the ``octopush`` dataset unless
-``OCTOPUSH_DATASET`` says otherwise, partitioned by day of ``last_message_at``. Trigger a run with
-``{"full_refresh": true}`` to drop the table and cursor and load everything again.
+Every hour, loads new and changed Octopush conversations into BigQuery, incrementally: each run
+reads only the pages newer than the cursor kept in the warehouse.
+
+**Credentials**: the `octopush_default` connection (type Octopush: API login and API key) and
+the `google_cloud_default` connection (type Google Cloud: a service-account key in
+`keyfile_dict` or `key_path`, or neither to use Application Default Credentials, and the
+`project`).
+
+**Where the data lands**: table `conversations` in dataset `octopush` (or `$OCTOPUSH_DATASET`) of
+that project, partitioned by day of `last_message_at`.
+
+**Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
+table and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 with DAG(
     dag_id="octopush_conversations_to_bigquery",
@@ -26,7 +36,8 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": Param(False, type="boolean", description="Reload everything")},
+    params={"full_refresh": full_refresh_param()},
+    doc_md=__doc__,
     tags=["octopush", "bigquery"],
 ):
     OctopushToDestinationOperator(

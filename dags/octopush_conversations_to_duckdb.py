@@ -1,10 +1,16 @@
-"""Every hour, load new and changed Octopush conversations into a local DuckDB file.
+"""### Octopush conversations into DuckDB
 
-Credentials come from the ``octopush_default`` Airflow connection. The DuckDB file is dlt's
-``DESTINATION__DUCKDB__CREDENTIALS`` when set, else
-``$AIRFLOW_HOME/data/octopush_warehouse.duckdb``; the schema is ``octopush`` unless
-``OCTOPUSH_DATASET`` says otherwise. Trigger a run with
-``{"full_refresh": true}`` to drop the table and cursor and load everything again.
+Every hour, loads new and changed Octopush conversations into a local DuckDB file, incrementally:
+each run reads only the pages newer than the cursor kept in the warehouse.
+
+**Credentials**: the `octopush_default` connection (type Octopush: API login and API key).
+
+**Where the data lands**: table `conversations` in schema `octopush` (or `$OCTOPUSH_DATASET`) of
+the DuckDB file `$DESTINATION__DUCKDB__CREDENTIALS`, else
+`$AIRFLOW_HOME/data/octopush_warehouse.duckdb`.
+
+**Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
+table and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -14,14 +20,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 DUCKDB_PATH = os.environ.get(
     "DESTINATION__DUCKDB__CREDENTIALS",
     str(Path(os.environ.get("AIRFLOW_HOME", "~/airflow"), "data", "octopush_warehouse.duckdb")),
 )
+DATASET = os.environ.get("OCTOPUSH_DATASET", "octopush")
 
 with DAG(
     dag_id="octopush_conversations_to_duckdb",
@@ -31,13 +41,14 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": Param(False, type="boolean", description="Reload everything")},
+    params={"full_refresh": full_refresh_param()},
+    doc_md=f"{__doc__}\nHere: schema `{DATASET}` of `{DUCKDB_PATH}`.\n",
     tags=["octopush", "duckdb"],
 ):
     OctopushToDestinationOperator(
         task_id="load_conversations",
         destination="duckdb",
         duckdb_path=DUCKDB_PATH,
-        dataset_name=os.environ.get("OCTOPUSH_DATASET", "octopush"),
+        dataset_name=DATASET,
         full_refresh="{{ params.full_refresh }}",
     )

@@ -1,10 +1,16 @@
-"""Every hour, load new and changed Octopush conversations into Postgres.
+"""### Octopush conversations into Postgres
 
-Credentials come from two Airflow connections: ``octopush_default`` for the API and
-``octopush_postgres`` (a Postgres connection; its schema field is the database) for the
-warehouse. Rows land in the ``octopush`` schema unless ``OCTOPUSH_DATASET`` says otherwise.
-Trigger a run with ``{"full_refresh": true}`` to drop the table and cursor and load everything
-again.
+Every hour, loads new and changed Octopush conversations into Postgres, incrementally: each run
+reads only the pages newer than the cursor kept in the warehouse.
+
+**Credentials**: the `octopush_default` connection (type Octopush: API login and API key) and
+the `octopush_postgres` connection (type Postgres; its Database field names the database).
+
+**Where the data lands**: table `conversations` in schema `octopush` (or `$OCTOPUSH_DATASET`) of
+that database.
+
+**Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
+table and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from octopush_provider.operators.octopush import OctopushToDestinationOperator
+from octopush_provider.operators.octopush import (
+    OctopushToDestinationOperator,
+    full_refresh_param,
+)
 
 with DAG(
     dag_id="octopush_conversations_to_postgres",
@@ -25,7 +34,8 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": Param(False, type="boolean", description="Reload everything")},
+    params={"full_refresh": full_refresh_param()},
+    doc_md=__doc__,
     tags=["octopush", "postgres"],
 ):
     OctopushToDestinationOperator(

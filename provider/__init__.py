@@ -4,42 +4,83 @@ from __future__ import annotations
 
 from typing import Any
 
+from octopush_provider.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PER_PAGE,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_REQUEST_DEADLINE,
+    LOAD_CONCURRENCY,
+    MAX_CONCURRENCY,
+    MAX_PAGES_CAP,
+    MAX_PER_PAGE,
+    MAX_REQUEST_DEADLINE,
+    MAX_RESPONSE_BYTES_CAP,
+    MAX_TIMEOUT,
+)
+
 __version__ = "0.1.0"
 
 INTEGRATION_NAME = "Octopush"
+PORT_LABEL = "Port (enter 0 for the Test button)"
 
 # The connection form, declared as data: Airflow >= 3.2 reads it from here without importing the
-# hook (and without wtforms); the hook converts the same dict for older Airflow versions.
+# hook (and without wtforms); the hook reads the same bounds to refuse what the form would not let
+# through. Airflow's UI enforces ``minimum`` and ``maximum`` (not ``exclusiveMinimum``) but renders
+# no placeholder in number fields, so the defaults live in the descriptions.
 CONNECTION_FIELDS: dict[str, Any] = {
     "per_page": {
         "label": "Page size",
-        "description": "Conversations asked for per request (the API may serve fewer).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000},
+        "description": (
+            f"Conversations asked for per request, 1 to {MAX_PER_PAGE}; the API may serve fewer. "
+            f"Empty: {DEFAULT_PER_PAGE}."
+        ),
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_PER_PAGE},
     },
     "concurrency": {
         "label": "Concurrent requests",
-        "description": "Pages fetched at once after the first; lower it if the API answers 429.",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 32},
+        "description": (
+            f"Pages fetched at once after the first, 1 to {MAX_CONCURRENCY}; lower it if the API "
+            f"answers 429. Empty: {LOAD_CONCURRENCY}."
+        ),
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_CONCURRENCY},
     },
-    "timeout": {
-        "label": "Timeout (seconds)",
-        "description": "How long to wait for the API to connect and to answer each request.",
-        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "description": (
+            f"How long to wait for the API to accept a connection. "
+            f"Empty: {DEFAULT_CONNECT_TIMEOUT:g}."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": MAX_TIMEOUT},
+    },
+    "read_timeout": {
+        "label": "Read timeout (seconds)",
+        "description": (
+            f"How long the API may stay silent while it answers. Empty: {DEFAULT_READ_TIMEOUT:g}."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": MAX_TIMEOUT},
     },
     "request_deadline": {
         "label": "Request deadline (seconds)",
-        "description": "The longest one request may take, however slowly the API answers.",
-        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "description": (
+            "The longest one request may take, however slowly the API answers. "
+            f"Empty: {DEFAULT_REQUEST_DEADLINE:g}."
+        ),
+        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": MAX_REQUEST_DEADLINE},
     },
     "max_response_bytes": {
         "label": "Largest answer (bytes)",
-        "description": "Answers larger than this, once decoded, are refused (default 64 MiB).",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
+        "description": (
+            "Answers larger than this, once decoded, are refused. "
+            f"Empty: {DEFAULT_MAX_RESPONSE_BYTES} (64 MiB)."
+        ),
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_RESPONSE_BYTES_CAP},
     },
     "max_pages": {
         "label": "Most pages a run reads",
-        "description": "A safety cap, off when empty; a capped run keeps the cursor.",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
+        "description": "A safety cap; a capped run keeps the cursor. Empty: no cap.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_PAGES_CAP},
     },
     "allow_insecure_http": {
         "label": "Allow plain http",
@@ -49,15 +90,19 @@ CONNECTION_FIELDS: dict[str, Any] = {
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
-    "relabeling": {"login": "API login", "password": "API key", "host": "Base URL"},
+    "hidden-fields": ["schema"],
+    # Port stays visible only because Airflow 3.3.2's Test button fails for a stored connection
+    # without one (apache/airflow#73298): 0 is the value that lets it through.
+    "relabeling": {
+        "login": "API login",
+        "password": "API key",
+        "host": "Base URL",
+        "port": PORT_LABEL,
+    },
     "placeholders": {
         "login": "the e-mail address of your Octopush account",
         "password": "the API key from Octopush's API credentials page",
-        "host": "https://api.octopush.com/v1/public (leave empty for the default)",
-        "per_page": "100",
-        "concurrency": "8",
-        "timeout": "60",
+        "host": f"{DEFAULT_BASE_URL} (leave empty for the default)",
     },
 }
 

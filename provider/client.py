@@ -100,15 +100,19 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OctopushConfigError(
-            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}"
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}",
+            setting="base_url",
         )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         raise OctopushConfigError(
             f"base_url {base_url!r} uses plain http, which would send the API key unencrypted; "
-            "use https, or set allow_insecure_http=True if you really mean it"
+            "use https, or set allow_insecure_http=True if you really mean it",
+            setting="allow_insecure_http",
         )
     if parts.query or parts.fragment:
-        raise OctopushConfigError(f"base_url must not carry a query or fragment: {base_url!r}")
+        raise OctopushConfigError(
+            f"base_url must not carry a query or fragment: {base_url!r}", setting="base_url"
+        )
     return base_url.rstrip("/")
 
 

@@ -25,7 +25,15 @@ class OctopushError(Exception):
 
 
 class OctopushConfigError(OctopushError, ValueError):
-    """A setting of the client is invalid; names the setting and what it accepts."""
+    """A setting of the client is invalid; names the setting and what it accepts.
+
+    ``setting`` is the client argument at fault, when one is, so that an adapter (the Airflow
+    connection form) can say it in its own words.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class OctopushResponseError(OctopushError):

@@ -26,6 +26,11 @@ ERROR_BODY_BYTES = 64 * 1024
 # A body that is not JSON may be a truncated one, gone on the next try; the same answer twice is
 # not going away.
 NON_JSON_ATTEMPTS = 2
+# The largest values the connection form accepts.
+MAX_TIMEOUT = 600.0
+MAX_REQUEST_DEADLINE = 3600.0
+MAX_RESPONSE_BYTES_CAP = 1024 * 1024 * 1024
+MAX_PAGES_CAP = 1_000_000
 DEFAULT_CONCURRENCY = 1  # the bare client reads strictly in order unless told otherwise
 LOAD_CONCURRENCY = 8  # pages in flight for warehouse loads, from the hook and the dlt source
 MAX_CONCURRENCY = 32

@@ -2,8 +2,8 @@
 
 The hook holds no HTTP logic of its own, so every fix to the client reaches Airflow users and dlt
 users alike. Connection mapping: login = API login, password = API key, host = base URL override
-(a full URL; Octopush's public API when empty), extras = client options (see
-:data:`provider.CONNECTION_FIELDS`).
+(a full URL; Octopush's public API when empty), port = 0 or empty (the base URL holds the port),
+extras = client options (see :data:`octopush_provider.CONNECTION_FIELDS`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from octopush_provider import UI_FIELD_BEHAVIOUR
-from octopush_provider.client import OctopushClient, Timeout
+from octopush_provider import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
+from octopush_provider.client import OctopushClient
 from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushConfigError,
     OctopushConnectionError,
     OctopushError,
 )
-from octopush_provider.settings import DEFAULT_BASE_URL, LOAD_CONCURRENCY
+from octopush_provider.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    LOAD_CONCURRENCY,
+)
 
 __all__ = ["OctopushHook", "as_bool", "client_options"]
 
@@ -33,7 +38,7 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 def _as_int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise ValueError
 
@@ -50,49 +55,81 @@ def as_bool(value: object) -> bool:
 def _as_seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError
-    seconds = float(value)
-    if not seconds > 0:
-        raise ValueError
-    return seconds
+    return float(value)
 
 
-def _as_timeout(value: object) -> Timeout:
-    if isinstance(value, list | tuple):
-        if len(value) != 2:
-            raise ValueError
-        return (_as_seconds(value[0]), _as_seconds(value[1]))
-    return _as_seconds(value)
-
-
-# Each extra: how to read it, and what to tell a person who wrote something else.
+# Each extra: how to read it, and what to tell a person who wrote something else. The bounds come
+# from the form's schema, so the hook refuses exactly what the form would not have saved.
 _EXTRAS: dict[str, tuple[Callable[[object], Any], str]] = {
-    "per_page": (_as_int, "a whole number of conversations per page, e.g. 100"),
-    "concurrency": (_as_int, "a whole number of concurrent requests, e.g. 4"),
-    "timeout": (_as_timeout, "seconds > 0, e.g. 60, or [connect, read] such as [10, 60]"),
-    "request_deadline": (_as_seconds, "seconds > 0, e.g. 120"),
-    "max_response_bytes": (_as_int, "a whole number of bytes, e.g. 67108864"),
-    "max_pages": (_as_int, "a whole number of pages, e.g. 1000"),
+    "per_page": (_as_int, "a whole number"),
+    "concurrency": (_as_int, "a whole number"),
+    "connect_timeout": (_as_seconds, "a number of seconds"),
+    "read_timeout": (_as_seconds, "a number of seconds"),
+    "request_deadline": (_as_seconds, "a number of seconds"),
+    "max_response_bytes": (_as_int, "a whole number of bytes"),
+    "max_pages": (_as_int, "a whole number of pages"),
     "allow_insecure_http": (as_bool, "true or false"),
 }
 
+# Extras of earlier versions that are refused rather than read differently than they were meant.
+_RETIRED_EXTRAS = {
+    "timeout": "set Connect timeout (connect_timeout) and Read timeout (read_timeout) instead "
+    "and remove 'timeout' from the Extra JSON",
+}
 
-def client_options(extras: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+
+def _of(where: str | None) -> str:
+    return f" of {where}" if where else ""
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _bounds(name: str) -> tuple[float | None, float | None]:
+    schema = CONNECTION_FIELDS[name]["schema"]
+    return schema.get("minimum"), schema.get("maximum")
+
+
+def _read_extra(name: str, value: object, *, where: str | None) -> Any:
+    parse, expected = _EXTRAS[name]
+    low, high = _bounds(name)
+    if low is not None and high is not None:
+        expected = f"{expected} from {_number(low)} to {_number(high)}"
+    label = CONNECTION_FIELDS[name]["label"]
+    problem = OctopushConfigError(
+        f"{label} (extra {name!r}){_of(where)} must be {expected}, got {value!r}", setting=name
+    )
+    try:
+        parsed = parse(value)
+    except (TypeError, ValueError):
+        raise problem from None
+    if (low is not None and parsed < low) or (high is not None and parsed > high):
+        raise problem
+    return parsed
+
+
+def client_options(extras: Mapping[str, Any], *, where: str | None) -> dict[str, Any]:
     """The client keyword arguments the connection's extras ask for; unset extras keep defaults.
 
-    Raises :class:`OctopushConfigError` naming the extra and the connection when a value does not
-    fit, instead of letting a type error surface deep in a request.
+    Raises :class:`OctopushConfigError` naming the extra (and the connection, when ``where``
+    names it) when a value is out of the form's bounds or of another type, instead of letting a
+    type error surface deep in a request or a value be silently changed.
     """
-    options: dict[str, Any] = {}
-    for name, (parse, expected) in _EXTRAS.items():
-        value = extras.get(name)
-        if value is None or value == "":
-            continue
-        try:
-            options[name] = parse(value)
-        except (TypeError, ValueError):
-            raise OctopushConfigError(
-                f"extra {name!r} of {where} must be {expected}, got {value!r}"
-            ) from None
+    for name, advice in _RETIRED_EXTRAS.items():
+        if extras.get(name) not in (None, ""):
+            raise OctopushConfigError(f"extra {name!r}{_of(where)} is no longer read: {advice}")
+    values = {
+        name: _read_extra(name, extras[name], where=where)
+        for name in _EXTRAS
+        if extras.get(name) not in (None, "")
+    }
+    options: dict[str, Any] = {"concurrency": LOAD_CONCURRENCY}
+    options |= {name: value for name, value in values.items() if not name.endswith("_timeout")}
+    options["timeout"] = (
+        values.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+        values.get("read_timeout", DEFAULT_READ_TIMEOUT),
+    )
     return options
 
 
@@ -121,29 +158,41 @@ class OctopushHook(BaseHook):
     @cached_property
     def client(self) -> OctopushClient:
         """The client built from the connection, once per hook."""
+        client = self._build_client(where=self.where)
+        self.log.info("Octopush client for %s: %r", self.where, client)
+        return client
+
+    def _build_client(self, *, where: str | None) -> OctopushClient:
         conn = self.get_connection(self.octopush_conn_id)
         if not conn.login:
-            raise OctopushConfigError(f"{self.where} has no login: set it to the API login")
+            raise OctopushConfigError(f"The API login{_of(where)} is empty: set it")
         if not conn.password:
-            raise OctopushConfigError(f"{self.where} has no password: set it to the API key")
-        options = client_options(conn.extra_dejson, where=self.where)
-        unknown = sorted(conn.extra_dejson.keys() - _EXTRAS.keys())
+            raise OctopushConfigError(f"The API key{_of(where)} is empty: set it")
+        if conn.port:
+            raise OctopushConfigError(
+                f"Port{_of(where)} is {conn.port}, but the port is read from the Base URL: "
+                f"write it there (https://host:{conn.port}/...) and set Port to 0"
+            )
+        options = client_options(conn.extra_dejson, where=where)
+        unknown = sorted(conn.extra_dejson.keys() - _EXTRAS.keys() - _RETIRED_EXTRAS.keys())
         if unknown:
             self.log.warning(
-                "%s: ignoring unknown extras %s (known: %s)", self.where, unknown, sorted(_EXTRAS)
+                "%s: ignoring unknown extras %s (known: %s)", where, unknown, sorted(_EXTRAS)
             )
         try:
-            client = OctopushClient(
+            return OctopushClient(
                 api_login=conn.login,
                 api_key=conn.password,
                 base_url=conn.host or DEFAULT_BASE_URL,
-                where=self.where,
-                **({"concurrency": LOAD_CONCURRENCY} | options),
+                where=where,
+                **options,
             )
         except OctopushConfigError as error:
-            raise OctopushConfigError(f"{self.where} is misconfigured: {error}") from None
-        self.log.info("Octopush client for %s: %r", self.where, client)
-        return client
+            if where is None:
+                raise
+            raise OctopushConfigError(
+                f"{where} is misconfigured: {error}", setting=error.setting
+            ) from None
 
     def get_conn(self) -> OctopushClient:
         """The :class:`OctopushClient` of the connection; nothing is sent until it reads."""
@@ -164,24 +213,39 @@ class OctopushHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated request, for the "Test" button of the connection form.
 
-        The message says what to fix: the login or key (401), the key's rights (403), or the
-        host and network; the client's messages never contain the key.
+        The message is written for the person at the form: it names the form's fields, says what
+        to fix (the login or key, the key's rights, the Base URL or the network) and never the
+        connection id, which Airflow replaces by a temporary one while it tests. It never
+        contains the key.
         """
         try:
-            client = self.get_conn()
+            client = self._build_client(where=None)
+        except OctopushConfigError as error:
+            if error.setting == "allow_insecure_http":
+                return False, (
+                    "The Base URL uses plain http, which would send the API key unencrypted: use "
+                    'https, or switch on "Allow plain http" for a proxy you trust.'
+                )
+            if error.setting == "base_url":
+                return False, f"Base URL: {error}."
+            return False, f"{error}."
+        try:
             client.check_access()
         except OctopushAuthError as error:
+            login = self.get_connection(self.octopush_conn_id).login
             if error.forbidden:
-                return (
-                    False,
-                    f"Forbidden: the API key works but may not list conversations. {error}",
+                return False, (
+                    f"The API key is valid, but API login {login!r} may not read conversations "
+                    "(403): give the key access to conversations in Octopush."
                 )
-            return False, f"Wrong API login or API key. {error}"
-        except OctopushConnectionError as error:
-            return False, f"Octopush is unreachable. {error}"
+            return False, f"Wrong API login or API key: Octopush refused API login {login!r} (401)."
+        except OctopushConnectionError:
+            return False, (
+                f"Could not reach Octopush at {client.base_url}: "
+                "check the Base URL and the network."
+            )
         except OctopushError as error:
             return False, str(error)
         finally:
-            if "client" in self.__dict__:
-                self.client.close()
-        return True, f"Octopush accepted the API login and API key at {client.base_url}"
+            client.close()
+        return True, f"Octopush accepted the API login and API key at {client.base_url}."

@@ -10,10 +10,12 @@ earlier run left on some worker's disk.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseHook, BaseOperator
+from airflow.sdk import Asset, BaseHook, BaseOperator, Param
 
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook, as_bool
@@ -24,9 +26,25 @@ if TYPE_CHECKING:
     from octopush_provider.client import OctopushClient
     from octopush_provider.operators.lineage import LoadLineage
 
-__all__ = ["OctopushToDestinationOperator", "conversations_asset"]
+__all__ = ["OctopushToDestinationOperator", "conversations_asset", "full_refresh_param"]
 
 TABLE_NAME = "conversations"
+
+# What dlt's own Airflow support (it reads the ``dlt_secrets_toml`` variable) warns about on every
+# run under Airflow 3: it calls Airflow 2 APIs. The calls are dlt's, and they still work.
+_DLT_AIRFLOW_DEPRECATIONS = (
+    r"Using Variable\.get from `airflow\.models` is deprecated",
+    r"The `airflow\.operators\.python\.get_current_context` attribute is deprecated",
+)
+
+
+@contextmanager
+def _without_dlt_airflow_deprecations() -> Iterator[None]:
+    """Keep dlt's Airflow 2 deprecation warnings out of the task log, and nothing else."""
+    with warnings.catch_warnings():
+        for message in _DLT_AIRFLOW_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
@@ -37,6 +55,20 @@ def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
     Postgres or Google providers, if installed) from validating it as a URI of theirs.
     """
     return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+
+def full_refresh_param() -> Param:
+    """The DAG param that lets a manual run reload everything, as the trigger form shows it.
+
+    Declare it as ``params={"full_refresh": full_refresh_param()}`` and pass the operator
+    ``full_refresh="{{ params.full_refresh }}"``.
+    """
+    return Param(
+        False,
+        type="boolean",
+        title="Full refresh",
+        description="Drop the table and the cursor, then load every conversation again.",
+    )
 
 
 class OctopushToDestinationOperator(BaseOperator):
@@ -112,6 +144,10 @@ class OctopushToDestinationOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
+        with _without_dlt_airflow_deprecations():
+            return self._load(context)
+
+    def _load(self, context: Context) -> dict[str, Any]:
         # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
         import dlt  # noqa: PLC0415
 

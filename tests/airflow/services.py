@@ -134,7 +134,7 @@ class Deployment:
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return requests.request(method, self.api_url + path, headers=headers, timeout=30, **kwargs)
+        return requests.request(method, self.api_url + path, headers=headers, timeout=60, **kwargs)
 
     def answers(self, path: str) -> bool:
         try:

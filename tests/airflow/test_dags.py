@@ -8,17 +8,22 @@ restores from the destination, XCom, the asset events and the task log.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dlt
+import psycopg2
 import pytest
 
 from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import (
+    AIRFLOW_BIN,
+    POSTGRES,
     POSTGRES_URL,
     asset_events,
     restored_pipeline,
@@ -172,6 +177,81 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
     # The task registered the connection's password with Airflow's secrets masker, so a log
     # line that ever carried the key would show *** instead.
     assert redact(f"api-key: {api_key}") == "api-key: ***"
+
+
+VARIABLE_DAG = """
+import pendulum
+from airflow.sdk import DAG
+
+from octopush_provider.operators.octopush import OctopushToDestinationOperator
+
+with DAG(dag_id="octopush_from_variable", schedule=None, start_date=pendulum.datetime(2025, 1, 1)):
+    OctopushToDestinationOperator(
+        task_id="load_conversations", destination="postgres", dataset_name={dataset!r}
+    )
+"""
+
+
+def test_the_dlt_secrets_toml_variable_still_configures_the_destination(
+    sandbox: SandboxServer, postgres_dataset: str, tmp_path: Path
+) -> None:
+    # A fresh process, as on a worker: dlt probes Airflow for its variable once per process. (That
+    # its probe leaves no deprecation warning in the task log is checked in test_e2e.py, where a
+    # real task runner writes the log.)
+    (tmp_path / "dag.py").write_text(VARIABLE_DAG.format(dataset=postgres_dataset))
+    credentials = POSTGRES_URL
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PROVIDERS__")}
+    env |= {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path),
+        "AIRFLOW_VAR_DLT_SECRETS_TOML": f'[destination.postgres]\ncredentials = "{credentials}"\n',
+        "AIRFLOW_CONN_OCTOPUSH_DEFAULT": json.dumps(
+            {
+                "conn_type": "octopush",
+                "login": DEFAULT_API_LOGIN,
+                "password": sandbox.api_key,
+                "host": sandbox.base_url,
+            }
+        ),
+    }
+
+    result = subprocess.run(
+        [str(AIRFLOW_BIN), "dags", "test", "octopush_from_variable"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "Loaded 250 conversations" in log
+    with psycopg2.connect(**POSTGRES) as conn, conn.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{postgres_dataset}".conversations')
+        assert cursor.fetchone() == (250,)
+    conn.close()
+
+
+def test_a_connection_saved_by_the_form_with_port_0_loads(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # 0 is what the form's Port field asks for, so that Airflow 3.3.2's Test button works; the
+    # metadata database keeps the 0 (an AIRFLOW_CONN_ variable or a URI would drop it).
+    from airflow.models.connection import Connection  # noqa: PLC0415
+    from airflow.utils.session import create_session  # noqa: PLC0415
+
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "conversations.duckdb"))
+    fields = {"login": DEFAULT_API_LOGIN, "password": sandbox.api_key, "host": sandbox.base_url}
+    with create_session() as session:
+        session.add(Connection(conn_id="octopush_default", conn_type="octopush", port=0, **fields))
+    try:
+        run = run_dag("octopush_conversations_to_duckdb")
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter_by(conn_id="octopush_default").delete()
+
+    assert run.state == "success"
+    assert return_value(run)["conversations_loaded"] == 250
 
 
 def test_the_task_log_closes_with_the_new_updated_unchanged_split(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from octopush_provider import CONNECTION_FIELDS
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook
 from octopush_provider.sandbox import (
@@ -83,7 +84,8 @@ def test_extras_configure_the_client(
         sandbox.base_url,
         per_page="250",
         concurrency=4,
-        timeout=[2, 30],
+        connect_timeout=2,
+        read_timeout="30",
         allow_insecure_http="true",
         request_deadline="90",
         max_response_bytes=1_000_000,
@@ -97,18 +99,41 @@ def test_extras_configure_the_client(
     assert client.max_pages == 40
 
 
+def test_unset_extras_keep_the_defaults_the_form_describes(
+    sandbox: SandboxServer, octopush_connection: Callable[..., None]
+) -> None:
+    octopush_connection(sandbox.base_url, per_page="", read_timeout=None)
+
+    client = OctopushHook().get_conn()
+
+    assert (client.per_page, client.concurrency, client.timeout) == (100, 8, (10.0, 60.0))
+    shown = {
+        "per_page": 100,
+        "concurrency": 8,
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "request_deadline": 120,
+    }
+    for name, default in shown.items():
+        assert f"Empty: {default}." in CONNECTION_FIELDS[name]["description"]
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"per_page": "lots"}, "'per_page'"),
-        ({"concurrency": 99}, "concurrency must be between 1 and 32"),
-        ({"timeout": -1}, "'timeout'"),
-        ({"allow_insecure_http": "maybe"}, "'allow_insecure_http'"),
-        ({"request_deadline": "soon"}, "'request_deadline'"),
-        ({"max_pages": 0}, "max_pages must be a whole number > 0"),
+        ({"per_page": "lots"}, "Page size (extra 'per_page')"),
+        ({"per_page": 0}, "Page size (extra 'per_page')"),
+        ({"per_page": 10_001}, "Page size (extra 'per_page')"),
+        ({"concurrency": 64}, "Concurrent requests (extra 'concurrency')"),
+        ({"connect_timeout": -5}, "Connect timeout (seconds) (extra 'connect_timeout')"),
+        ({"read_timeout": 0.5}, "Read timeout (seconds) (extra 'read_timeout')"),
+        ({"allow_insecure_http": "maybe"}, "Allow plain http (extra 'allow_insecure_http')"),
+        ({"request_deadline": "soon"}, "Request deadline (seconds) (extra 'request_deadline')"),
+        ({"max_response_bytes": 0}, "Largest answer (bytes) (extra 'max_response_bytes')"),
+        ({"max_pages": 0}, "Most pages a run reads (extra 'max_pages')"),
     ],
 )
-def test_a_bad_extra_is_named_with_its_connection(
+def test_a_value_the_form_would_refuse_is_refused_naming_the_extra(
     sandbox: SandboxServer,
     octopush_connection: Callable[..., None],
     extra: dict[str, Any],
@@ -119,8 +144,49 @@ def test_a_bad_extra_is_named_with_its_connection(
     with pytest.raises(OctopushConfigError) as raised:
         OctopushHook().get_conn()
 
-    assert named in str(raised.value)
-    assert "Airflow connection 'octopush_default'" in str(raised.value)
+    (value,) = extra.values()
+    assert "e+" not in str(raised.value)
+    assert str(raised.value).startswith(f"{named} of Airflow connection 'octopush_default' must")
+    assert str(raised.value).endswith(f"got {value!r}")
+    assert sandbox.requests == []
+
+
+def test_the_form_enforces_the_bounds_the_hook_reads() -> None:
+    # Airflow's UI enforces minimum and maximum, not exclusiveMinimum: every number is bounded so.
+    numbers = [
+        name
+        for name, field in CONNECTION_FIELDS.items()
+        if "boolean" not in field["schema"]["type"]
+    ]
+    assert len(numbers) >= 7
+    for name in numbers:
+        schema = CONNECTION_FIELDS[name]["schema"]
+        assert schema["minimum"] >= 1, name
+        assert "maximum" in schema, name
+        assert "exclusiveMinimum" not in schema, name
+
+
+def test_the_timeout_pair_of_earlier_versions_is_refused_with_what_to_do(
+    sandbox: SandboxServer, octopush_connection: Callable[..., None]
+) -> None:
+    octopush_connection(sandbox.base_url, timeout=[10, 60])
+
+    with pytest.raises(OctopushConfigError) as raised:
+        OctopushHook().get_conn()
+
+    assert "extra 'timeout' of Airflow connection 'octopush_default' is no longer read" in str(
+        raised.value
+    )
+    assert "Connect timeout (connect_timeout) and Read timeout (read_timeout)" in str(raised.value)
+
+
+def test_a_port_is_refused_because_the_base_url_holds_it(
+    sandbox: SandboxServer, set_connection: Callable[..., None]
+) -> None:
+    fields = {"conn_type": "octopush", "login": DEFAULT_API_LOGIN, "password": DEFAULT_API_KEY}
+    set_connection("octopush_default", host=sandbox.base_url, port=8443, **fields)
+    with pytest.raises(OctopushConfigError, match=r"write it there .* set Port to 0"):
+        OctopushHook().get_conn()
 
 
 def test_plain_http_to_a_remote_host_is_refused(
@@ -128,11 +194,17 @@ def test_plain_http_to_a_remote_host_is_refused(
 ) -> None:
     octopush_connection("http://api.example.com/v1/public")
 
+    with pytest.raises(OctopushConfigError) as raised:
+        OctopushHook().get_conn()
     ok, message = OctopushHook().test_connection()
 
+    assert "Airflow connection 'octopush_default' is misconfigured" in str(raised.value)
+    assert "plain http" in str(raised.value)
     assert not ok
-    assert "plain http" in message
-    assert "Airflow connection 'octopush_default'" in message
+    assert message == (
+        "The Base URL uses plain http, which would send the API key unencrypted: use https, "
+        'or switch on "Allow plain http" for a proxy you trust.'
+    )
 
 
 def test_connection_succeeds_with_one_cheap_request(
@@ -148,10 +220,21 @@ def test_connection_succeeds_with_one_cheap_request(
 
 
 @pytest.mark.parametrize(
-    ("login", "key", "status", "start"),
+    ("login", "key", "status", "expected"),
     [
-        (DEFAULT_API_LOGIN, WRONG_KEY, 401, "Wrong API login or API key"),
-        (READ_ONLY_LOGIN, DEFAULT_API_KEY, 403, "Forbidden"),
+        (
+            DEFAULT_API_LOGIN,
+            WRONG_KEY,
+            401,
+            f"Wrong API login or API key: Octopush refused API login {DEFAULT_API_LOGIN!r} (401).",
+        ),
+        (
+            READ_ONLY_LOGIN,
+            DEFAULT_API_KEY,
+            403,
+            f"The API key is valid, but API login {READ_ONLY_LOGIN!r} may not read conversations "
+            "(403): give the key access to conversations in Octopush.",
+        ),
     ],
     ids=["wrong-key", "read-only-login"],
 )
@@ -161,22 +244,17 @@ def test_connection_tells_a_wrong_key_from_a_forbidden_login(
     login: str,
     key: str,
     status: int,
-    start: str,
+    expected: str,
 ) -> None:
     octopush_connection(sandbox.base_url, login=login, key=key)
 
     ok, message = OctopushHook().test_connection()
 
-    assert not ok
-    assert message.startswith(start)
-    assert f"({status})" in message
-    assert f"api-login {login!r}" in message
-    assert "Airflow connection 'octopush_default'" in message
-    assert key not in message
+    assert (ok, message) == (False, expected)
     assert [r.status for r in sandbox.requests] == [status]
 
 
-def test_connection_reports_an_unreachable_host(
+def test_connection_reports_an_unreachable_host_in_one_sentence(
     octopush_connection: Callable[..., None],
 ) -> None:
     base_url = f"http://127.0.0.1:{closed_port()}/v1/public"
@@ -184,8 +262,18 @@ def test_connection_reports_an_unreachable_host(
 
     ok, message = OctopushHook().test_connection()
 
-    assert not ok
-    assert message.startswith("Octopush is unreachable")
-    assert base_url in message
-    assert "check the base URL of Airflow connection 'octopush_default'" in message
-    assert DEFAULT_API_KEY not in message
+    assert (ok, message) == (
+        False,
+        f"Could not reach Octopush at {base_url}: check the Base URL and the network.",
+    )
+
+
+def test_connection_messages_never_name_the_connection_id(
+    sandbox: SandboxServer, set_connection: Callable[..., None]
+) -> None:
+    # Airflow tests the form under a temporary connection id that means nothing to the user.
+    set_connection("gvwba8td", conn_type="octopush", login=DEFAULT_API_LOGIN, password="", host="x")
+
+    ok, message = OctopushHook(octopush_conn_id="gvwba8td").test_connection()
+
+    assert (ok, message) == (False, "The API key is empty: set it.")
