@@ -162,7 +162,7 @@ class Deployment:
         run_id: str = triggered.json()["dag_run_id"]
         state = wait_for(
             f"run {run_id} to finish",
-            lambda: self._finished(dag_id, run_id),
+            lambda: self.run_state(dag_id, run_id),
             timeout=RUN_TIMEOUT,
             diagnose=self.diagnose,
         )
@@ -199,7 +199,8 @@ class Deployment:
         assert len(loaded) == len(rows), "a conversation was loaded twice"
         return loaded
 
-    def _finished(self, dag_id: str, run_id: str) -> str | None:
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """``success`` or ``failed`` once the run has ended, else None."""
         state: str = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
         return state if state in ("success", "failed") else None
 
