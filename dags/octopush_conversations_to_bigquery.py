@@ -1,18 +1,18 @@
 """### Octopush conversations into BigQuery
 
-Every hour, loads new and changed Octopush conversations into BigQuery, incrementally: each run
-reads only the pages newer than the cursor kept in the warehouse.
+Every hour, loads new and changed Octopush conversations and their messages into BigQuery,
+incrementally: each run reads only the pages newer than the cursor kept in the warehouse.
 
 **Credentials**: the `octopush_default` connection (type Octopush: API login and API key) and
 the `google_cloud_default` connection (type Google Cloud: a service-account key in
 `keyfile_dict` or `key_path`, or neither to use Application Default Credentials, and the
 `project`).
 
-**Where the data lands**: table `conversations` in dataset `octopush` (or `$OCTOPUSH_DATASET`) of
-that project, partitioned by day of `last_message_at`.
+**Where the data lands**: tables `conversations` and `messages` in dataset `octopush` (or
+`$OCTOPUSH_DATASET`) of that project, partitioned by day of `last_message_at`.
 
 **Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
-table and the cursor, then load everything again.
+tables and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from octopush_provider.operators.octopush import (
 
 with DAG(
     dag_id="octopush_conversations_to_bigquery",
-    description="Octopush conversations into BigQuery, incrementally",
+    description="Octopush conversations and messages into BigQuery, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

@@ -1,16 +1,16 @@
 """### Octopush conversations into DuckDB
 
-Every hour, loads new and changed Octopush conversations into a local DuckDB file, incrementally:
-each run reads only the pages newer than the cursor kept in the warehouse.
+Every hour, loads new and changed Octopush conversations and their messages into a local DuckDB
+file, incrementally: each run reads only the pages newer than the cursor kept in the warehouse.
 
 **Credentials**: the `octopush_default` connection (type Octopush: API login and API key).
 
-**Where the data lands**: table `conversations` in schema `octopush` (or `$OCTOPUSH_DATASET`) of
-the DuckDB file `$DESTINATION__DUCKDB__CREDENTIALS`, else
+**Where the data lands**: tables `conversations` and `messages` in schema `octopush` (or
+`$OCTOPUSH_DATASET`) of the DuckDB file `$DESTINATION__DUCKDB__CREDENTIALS`, else
 `$AIRFLOW_HOME/data/octopush_warehouse.duckdb`.
 
 **Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
-table and the cursor, then load everything again.
+tables and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ DATASET = os.environ.get("OCTOPUSH_DATASET", "octopush")
 
 with DAG(
     dag_id="octopush_conversations_to_duckdb",
-    description="Octopush conversations into DuckDB, incrementally",
+    description="Octopush conversations and messages into DuckDB, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

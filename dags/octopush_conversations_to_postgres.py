@@ -1,16 +1,16 @@
 """### Octopush conversations into Postgres
 
-Every hour, loads new and changed Octopush conversations into Postgres, incrementally: each run
-reads only the pages newer than the cursor kept in the warehouse.
+Every hour, loads new and changed Octopush conversations and their messages into Postgres,
+incrementally: each run reads only the pages newer than the cursor kept in the warehouse.
 
 **Credentials**: the `octopush_default` connection (type Octopush: API login and API key) and
 the `octopush_postgres` connection (type Postgres; its Database field names the database).
 
-**Where the data lands**: table `conversations` in schema `octopush` (or `$OCTOPUSH_DATASET`) of
-that database.
+**Where the data lands**: tables `conversations` and `messages` in schema `octopush` (or
+`$OCTOPUSH_DATASET`) of that database.
 
 **Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
-table and the cursor, then load everything again.
+tables and the cursor, then load everything again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from octopush_provider.operators.octopush import (
 
 with DAG(
     dag_id="octopush_conversations_to_postgres",
-    description="Octopush conversations into Postgres, incrementally",
+    description="Octopush conversations and messages into Postgres, incrementally",
     schedule="@hourly",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,

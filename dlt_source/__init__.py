@@ -1,4 +1,4 @@
-"""dlt source for Octopush conversations: exact, incremental and fast.
+"""dlt source for Octopush conversations and their messages: exact, incremental and fast.
 
 ``octopush_source()`` reads its settings from the ``[sources.octopush]`` section of dlt's config
 and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or takes a ready
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,38 +20,48 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
-from octopush_dlt.arrow import COLUMN_HINTS, ExtraTypes, to_table
+from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.backfill import Backfill, SliceSelector
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
+from octopush_dlt.messages import messages_resource
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
+    MESSAGES_RESOURCE_NAME,
     PRIMARY_KEY,
     RESOURCE_NAME,
+    SLICE_CONVERSATIONS,
     SOURCE_NAME,
     TABLE_NAME,
 )
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import StopReason
+from octopush_provider.paging import PageStream
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
     DEFAULT_PER_PAGE,
     LOAD_CONCURRENCY,
+    MESSAGES_PATH,
 )
 
-__all__ = ["octopush_source"]
+__all__ = ["RESOURCES", "octopush_source"]
 
 logger = logging.getLogger(__name__)
 
+RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
+
+_COLUMN_HINTS = column_hints(CONVERSATIONS)
 # The newest version wins when moving data puts a conversation twice in one load.
 _HINTS: TTableSchemaColumns = {
-    **COLUMN_HINTS,
-    CURSOR_COLUMN: {**COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
+    **_COLUMN_HINTS,
+    CURSOR_COLUMN: {**_COLUMN_HINTS[CURSOR_COLUMN], "dedup_sort": "desc"},
 }
 
 
@@ -74,8 +84,12 @@ def _conversations(
     lag: float,
     clock_skew: float,
     max_pages: int | None,
+    slice_size: int | None,
 ) -> Iterator[pa.Table]:
-    """Conversations changed since the last run, newest first, as Arrow tables."""
+    """Conversations changed since the last run, newest first, as Arrow tables.
+
+    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`).
+    """
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
     previous = stored_cursor(state)
@@ -92,16 +106,32 @@ def _conversations(
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    tally = ReadTally(previous=previous, horizon=horizon)
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
+    # Every conversation of a slice is new to the table, wherever the cursor stands.
+    tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
     coerced: Counter[str] = Counter()
     table = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(table.get("columns"))
     stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
-    for batch in _batches(stream):
-        rows = guard.keep(batch)
-        if rows:
-            tally.add(rows)
-            yield to_table(rows, coerced=coerced, extra_types=extra_types)
+    if slicing and slice_size:
+        backfill = Backfill.from_state(saved) if saved else Backfill()
+        rows = _slice(stream, guard, backfill, size=slice_size)
+        tally.add(rows)
+        for start_row in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start_row : start_row + BATCH_ROWS]
+            yield to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+        state["backfill"] = backfill.as_state()
+    else:
+        for batch in _batches(stream):
+            rows = guard.keep(batch)
+            if rows:
+                tally.add(rows)
+                yield to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+    # A last, empty batch runs the messages transformer even when every row was filtered out,
+    # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
+    yield []
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
@@ -119,7 +149,35 @@ def _conversations(
         )
     else:
         store_cursor(state, tally.cursor)
-    state["last_read"] = {**stream.report.as_dict(), **tally.finish()}
+    state["last_read"] = {
+        **stream.report.as_dict(),
+        **tally.finish(),
+        "slice": slicing,
+        "load_id": dlt.current.load_package_state()["load_id"],
+    }
+
+
+def _slice(
+    stream: PageStream, guard: ReadGuard, backfill: Backfill, *, size: int
+) -> list[Conversation]:
+    """The conversations of one slice of a first load: the next ``size``, oldest first.
+
+    Newest-first, every row a slice wants is newer than the guard's start (the start date, or
+    the end of the slices done minus the lag): the read stops there, as an incremental one does.
+    A read capped by ``max_pages`` did not reach the oldest conversations, on the pages past the
+    cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
+    """
+    selector = SliceSelector(after=backfill.done_upto, size=size)
+    for page in stream:
+        selector.offer(guard.keep(page))
+    rows, complete = selector.take()
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        return rows
+    backfill.complete = complete
+    backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
+    backfill.done += len(rows)
+    backfill.known = backfill.done + selector.candidates - len(rows)
+    return rows
 
 
 def conversations_resource(
@@ -129,6 +187,7 @@ def conversations_resource(
     lag: float,
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
+    slice_size: int | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
     resource = dlt.resource(
@@ -138,7 +197,14 @@ def conversations_resource(
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
         columns=_HINTS,
-    )(client, start_date=start_date, lag=lag, clock_skew=clock_skew, max_pages=max_pages)
+    )(
+        client,
+        start_date=start_date,
+        lag=lag,
+        clock_skew=clock_skew,
+        max_pages=max_pages,
+        slice_size=slice_size,
+    )
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
     return bigquery_adapter(resource, partition=CURSOR_COLUMN, cluster=[PRIMARY_KEY])
@@ -151,6 +217,9 @@ def octopush_source(
     api_key: str | None = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     conversations_path: str = CONVERSATIONS_PATH,
+    messages_path: str = MESSAGES_PATH,
+    resources: Sequence[str] = RESOURCES,
+    slice_conversations: int = SLICE_CONVERSATIONS,
     per_page: int = DEFAULT_PER_PAGE,
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
@@ -160,15 +229,25 @@ def octopush_source(
     max_pages: int | None = None,
     client: Any = None,
 ) -> Any:
-    """Octopush conversations, loaded incrementally on ``last_message_at``.
+    """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
 
-    ``start_date`` (ISO 8601) limits the first load; ``lag_seconds`` re-reads that much before
-    the cursor on every run; a ``last_message_at`` more than ``clock_skew_seconds`` after the
-    start of the run is in the future: loaded, but it never moves the cursor. ``max_pages`` caps
-    the pages one run reads (a safety cap: a capped run loads what it read but keeps the cursor
-    where it was). Pass ``client`` to reuse a configured :class:`OctopushClient`; the credential
-    and connection settings are then ignored.
+    ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
+    read in the run, so it needs them), or both (the default). A first load with messages
+    commits every ``slice_conversations`` conversations. ``start_date`` (ISO 8601) limits the
+    first load; ``lag_seconds`` re-reads that much before the cursor on every run; a
+    ``last_message_at`` more than ``clock_skew_seconds`` after the start of the run is in the
+    future: loaded, but it never moves the cursor. ``max_pages`` caps the pages one run reads (a
+    safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
+    first load, where they were). Pass ``client`` to reuse a configured
+    :class:`OctopushClient`; the credential and connection settings are then ignored.
     """
+    chosen = _check_resources(resources)
+    if isinstance(slice_conversations, bool) or not (
+        isinstance(slice_conversations, int) and slice_conversations >= 1
+    ):
+        raise OctopushConfigError(
+            f"slice_conversations must be a positive integer, got {slice_conversations!r}"
+        )
     for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
         if seconds < 0:
             raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
@@ -196,6 +275,7 @@ def octopush_source(
             api_key=str(api_key),
             base_url=base_url,
             path=conversations_path,
+            messages_path=messages_path,
             per_page=per_page,
             concurrency=concurrency,
             allow_insecure_http=allow_insecure_http,
@@ -203,10 +283,31 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    return conversations_resource(
+    with_messages = MESSAGES_RESOURCE_NAME in chosen
+    conversations = conversations_resource(
         client,
         start_date=start,
         lag=lag_seconds,
         clock_skew=clock_skew_seconds,
         max_pages=max_pages,
+        slice_size=slice_conversations if with_messages else None,
     )
+    if not with_messages:
+        return conversations
+    return [conversations, messages_resource(conversations, client, lag=lag_seconds)]
+
+
+def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:
+    """The chosen resources; messages are read for the conversations read, so need them."""
+    chosen = (resources,) if isinstance(resources, str) else tuple(resources)
+    unknown = [name for name in chosen if name not in RESOURCES]
+    if unknown or not chosen:
+        raise OctopushConfigError(
+            f"resources must be some of {', '.join(RESOURCES)}; got {list(chosen)!r}"
+        )
+    if RESOURCE_NAME not in chosen:
+        raise OctopushConfigError(
+            "resources: messages are read for the conversations each run reads, so "
+            f"'{RESOURCE_NAME}' must be loaded with them; got {list(chosen)!r}"
+        )
+    return chosen

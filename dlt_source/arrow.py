@@ -1,9 +1,10 @@
-"""Pages of conversations as Arrow tables with a fixed schema.
+"""API records as Arrow tables with a fixed schema per table (see :mod:`octopush_dlt.tables`).
 
 Handing dlt Arrow tables skips its per-row normalisation, and a fixed schema keeps the column
 types the same whatever the first page happens to contain (an all-null ``agent_assigned_to``, a
-``color`` sent as a string). ``recipient_details`` is flattened the way dlt would name it; fields
-the API adds later are kept as extra columns.
+``color`` sent as a string). The table's nested object (``recipient_details``,
+``user_identifiers``) is flattened the way dlt would name it; fields the API adds later are kept
+as extra columns.
 
 A value of the wrong type never reaches Arrow's converters, whose errors name neither the row nor
 the field: the parser has refused bad timestamps and integers already, and a text field holding a
@@ -23,31 +24,10 @@ from dlt.common.data_types import TDataType
 from dlt.common.libs.pyarrow import get_column_type_from_py_arrow
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from octopush_provider.conversations import INT64_MAX, INT64_MIN, Conversation
+from octopush_dlt.tables import TIMESTAMP, TableSpec
+from octopush_provider.conversations import INT64_MAX, INT64_MIN
 
 logger = logging.getLogger(__name__)
-
-RECIPIENT_FIELD = "recipient_details"
-RECIPIENT_PREFIX = RECIPIENT_FIELD + "__"
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-SCHEMA = pa.schema(
-    [
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("last_user_channel", pa.string()),
-        pa.field("recipient_details__phone_number", pa.string()),
-        pa.field("recipient_details__name", pa.string()),
-        pa.field("agent_assigned_to", pa.string()),
-        pa.field("from", pa.string()),
-        pa.field("first_message_at", TIMESTAMP),
-        pa.field("last_message_at", TIMESTAMP, nullable=False),
-        pa.field("last_message", pa.string()),
-        pa.field("purpose", pa.string()),
-        pa.field("color", pa.int64()),
-        pa.field("number_of_messages", pa.int64()),
-    ]
-)
 
 _DLT_TYPES: dict[pa.DataType, TDataType] = {
     pa.string(): "text",
@@ -63,14 +43,10 @@ def _hint(field: pa.Field) -> TColumnSchema:
     return hint
 
 
-# dlt's column hints, read off the schema so that the two never disagree: the types do not
-# depend on the first page seen, even where dlt creates the table before any Arrow arrives.
-COLUMN_HINTS: TTableSchemaColumns = {field.name: _hint(field) for field in SCHEMA}
-
-_KNOWN_KEYS = frozenset(SCHEMA.names) | {RECIPIENT_FIELD}
-_KNOWN_RECIPIENT_PARTS = frozenset(
-    name[len(RECIPIENT_PREFIX) :] for name in SCHEMA.names if name.startswith(RECIPIENT_PREFIX)
-)
+def column_hints(table: TableSpec) -> TTableSchemaColumns:
+    """dlt's column hints, read off the schema so that the two never disagree: the types do not
+    depend on the first page seen, even where dlt creates the table before any Arrow arrives."""
+    return {field.name: _hint(field) for field in table.schema}
 
 
 def _json_texts(values: list[Any]) -> list[str | None]:
@@ -163,12 +139,13 @@ def _column(field: pa.Field, values: list[Any], coerced: Counter[str]) -> pa.Arr
 
 
 def to_table(
-    rows: list[Conversation],
+    rows: list[dict[str, Any]],
+    table: TableSpec,
     *,
     coerced: Counter[str] | None = None,
     extra_types: ExtraTypes | None = None,
 ) -> pa.Table:
-    """Build one table from parsed conversations (timestamps already UTC datetimes).
+    """Build one table from parsed records (timestamps already UTC datetimes).
 
     ``coerced`` counts, per field, the non-text values kept as JSON text; ``extra_types`` keeps
     the types of extra columns across the batches of a run. Columns are gathered with one
@@ -178,30 +155,35 @@ def to_table(
         coerced = Counter()
     if extra_types is None:
         extra_types = ExtraTypes()
-    raw_recipients = [row.get(RECIPIENT_FIELD) for row in rows]
-    recipients = [value if isinstance(value, dict) else {} for value in raw_recipients]
+    schema, nested, prefix = table.schema, table.nested, table.nested_prefix
+    raw_parts = [row.get(nested) for row in rows]
+    parts = [value if isinstance(value, dict) else {} for value in raw_parts]
     columns: dict[str, list[Any]] = {}
-    for name in SCHEMA.names:
-        if name.startswith(RECIPIENT_PREFIX):
-            part = name[len(RECIPIENT_PREFIX) :]
-            columns[name] = [recipient.get(part) for recipient in recipients]
+    for name in schema.names:
+        if name.startswith(prefix):
+            part = name[len(prefix) :]
+            columns[name] = [values.get(part) for values in parts]
         else:
             columns[name] = [row.get(name) for row in rows]
-    arrays = [_column(field, columns[field.name], coerced) for field in SCHEMA]
-    table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+    arrays = [_column(field, columns[field.name], coerced) for field in schema]
+    result = pa.Table.from_arrays(arrays, schema=schema)
+    known_parts = {name[len(prefix) :] for name in schema.names if name.startswith(prefix)}
     extras = {
-        **{key: [row.get(key) for row in rows] for key in set().union(*rows) - _KNOWN_KEYS},
         **{
-            RECIPIENT_PREFIX + part: [recipient.get(part) for recipient in recipients]
-            for part in set().union(*recipients) - _KNOWN_RECIPIENT_PARTS
+            key: [row.get(key) for row in rows]
+            for key in set().union(*rows) - set(schema.names) - {nested}
+        },
+        **{
+            prefix + part: [values.get(part) for values in parts]
+            for part in set().union(*parts) - known_parts
         },
     }
-    # A recipient that is not an object is kept whole, as JSON text, in a column of its own.
-    odd = [None if isinstance(value, dict) else value for value in raw_recipients]
+    # A nested value that is not an object is kept whole, as JSON text, in a column of its own.
+    odd = [None if isinstance(value, dict) else value for value in raw_parts]
     if any(value is not None for value in odd):
-        coerced[RECIPIENT_FIELD] += sum(value is not None for value in odd)
-        extras[RECIPIENT_FIELD] = _json_texts(odd)
+        coerced[nested] += sum(value is not None for value in odd)
+        extras[nested] = _json_texts(odd)
     for name in sorted(extras):
         for column, array in extra_types.fit(name, extras[name]):
-            table = table.append_column(column, array)
-    return table
+            result = result.append_column(column, array)
+    return result

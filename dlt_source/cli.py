@@ -1,4 +1,4 @@
-"""``octopush-load``: load Octopush conversations into a warehouse from the command line.
+"""``octopush-load``: load Octopush conversations and messages into a warehouse from a shell.
 
 With ``--demo`` it starts the bundled sandbox and loads from it, so the whole path (HTTP,
 paging, retries, dlt, the warehouse) runs with nothing configured.
@@ -31,7 +31,8 @@ DEMO_CONVERSATIONS = 5_000
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octopush-load",
-        description="Load Octopush conversations incrementally with dlt. Credentials come from "
+        description="Load Octopush conversations and their messages incrementally with dlt. "
+        "Credentials come from "
         "dlt config: [sources.octopush] api_login/api_key in .dlt/secrets.toml, or "
         "SOURCES__OCTOPUSH__API_LOGIN / SOURCES__OCTOPUSH__API_KEY.",
     )
@@ -58,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency", type=int, help=f"pages fetched at once (default: {LOAD_CONCURRENCY})"
     )
+    parser.add_argument(
+        "--resources",
+        type=_resources,
+        help="tables to load, comma-separated: conversations or conversations,messages "
+        "(default: both)",
+    )
     parser.add_argument("--start-date", help="first load only: skip older conversations")
     parser.add_argument(
         "--lag-seconds",
@@ -73,12 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resources(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 def _source_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
         "per_page": args.per_page,
         "concurrency": args.concurrency,
         "start_date": args.start_date,
         "lag_seconds": args.lag_seconds,
+        "resources": args.resources,
         "max_pages": args.max_pages,
     }
     return {name: value for name, value in options.items() if value is not None}

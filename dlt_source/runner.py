@@ -1,8 +1,15 @@
-"""Runs the source in a dlt pipeline and sums the run up, for the CLI and the Airflow operator."""
+"""Runs the source in a dlt pipeline and sums the run up, for the CLI and the Airflow operator.
+
+A first load with messages is several pipeline runs, one slice each (see
+:mod:`octopush_dlt.backfill`); this module runs them until the backfill is complete, logging
+progress, and then checks that the two tables agree.
+"""
 
 from __future__ import annotations
 
 import gc
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -14,7 +21,52 @@ from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
 from octopush_dlt.cursor import stored_cursor
-from octopush_dlt.settings import RESOURCE_NAME, SOURCE_NAME, TABLE_NAME
+from octopush_dlt.settings import (
+    MAX_SLICES,
+    MESSAGES_RESOURCE_NAME,
+    MESSAGES_TABLE_NAME,
+    NAMED_IN_LOG,
+    PRIMARY_KEY,
+    RESOURCE_NAME,
+    SOURCE_NAME,
+    TABLE_NAME,
+)
+from octopush_provider.exceptions import OctopushError
+
+logger = logging.getLogger(__name__)
+
+_SUMMED = (
+    "new",
+    "updated",
+    "unchanged",
+    "future",
+    "pages",
+    "requests",
+    "retries",
+    "elapsed_seconds",
+)
+_MESSAGES_SUMMED = ("conversations", "messages", "requests")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessagesSummary:
+    """What one run did to the ``messages`` table."""
+
+    table: str
+    conversations_read: int
+    messages_loaded: int
+    requests: int
+    kept_apart: int
+    disagreeing: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"  messages: {self.messages_loaded} of {self.conversations_read} conversations "
+            f"into {self.table} with {self.requests} requests; {self.kept_apart} conversations "
+            "kept apart (their answer was not theirs; retried next run)",
+            f"  tables agree: {self.disagreeing} conversations whose number_of_messages differs "
+            "from their rows in messages",
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +90,8 @@ class LoadSummary:
     cursor: str | None
     ordering_unreliable: bool
     read_seconds: float
+    slices: int = 1
+    messages: MessagesSummary | None = None
 
     @property
     def conversations_loaded(self) -> int:
@@ -49,7 +103,7 @@ class LoadSummary:
 
     def lines(self) -> list[str]:
         """A human summary, one fact a line."""
-        return [
+        lines = [
             f"loaded {self.conversations_loaded} conversations into "
             f"{self.destination}:{self.dataset_name}.{self.table} (load id {self.load_id})",
             f"  new {self.new}, updated {self.updated}, re-read unchanged {self.unchanged}"
@@ -68,6 +122,9 @@ class LoadSummary:
                 else ""
             ),
         ]
+        if self.slices > 1:
+            lines.append(f"  first load committed in {self.slices} slices")
+        return lines + (self.messages.lines() if self.messages else [])
 
 
 # A load makes millions of short-lived objects and almost no reference cycles: with Python's
@@ -89,47 +146,124 @@ def _rare_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+def _resource_state(pipeline: dlt.Pipeline, resource: str) -> dict[str, Any]:
     sources = pipeline.state.get("sources", {})
-    state: dict[str, Any] = sources.get(SOURCE_NAME, {}).get("resources", {}).get(RESOURCE_NAME, {})
+    state: dict[str, Any] = sources.get(SOURCE_NAME, {}).get("resources", {}).get(resource, {})
     return state
+
+
+def _disagreeing(pipeline: dlt.Pipeline) -> int:
+    """Conversations whose ``number_of_messages`` differs from their rows in ``messages``."""
+    with pipeline.sql_client() as client:
+        conversations = client.make_qualified_table_name(TABLE_NAME)
+        messages = client.make_qualified_table_name(MESSAGES_TABLE_NAME)
+        differing = (
+            f"FROM {conversations} c LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n "
+            f"FROM {messages} GROUP BY {PRIMARY_KEY}) m ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY} "
+            "WHERE coalesce(m.n, 0) <> c.number_of_messages"
+        )
+        count: int = (client.execute_sql(f"SELECT count(*) {differing}") or [[0]])[0][0]
+        if count:
+            named = (
+                client.execute_sql(
+                    f"SELECT c.{PRIMARY_KEY}, c.number_of_messages, coalesce(m.n, 0) {differing} "
+                    f"ORDER BY c.{PRIMARY_KEY} LIMIT {NAMED_IN_LOG}"
+                )
+                or []
+            )
+            logger.warning(
+                "Octopush: %d conversations disagree with their messages, e.g. %s",
+                count,
+                ", ".join(f"{cid} ({n} announced, {m} loaded)" for cid, n, m in named),
+            )
+    return count
+
+
+def _slice_progress(backfill: dict[str, Any], slices: int, started: float) -> None:
+    elapsed = time.monotonic() - started
+    logger.info(
+        "Octopush first load, slice %d committed: %d of %d conversations known done (%.0f/s)",
+        slices,
+        backfill["done"],
+        backfill["known"],
+        backfill["done"] / elapsed if elapsed else 0.0,
+    )
+
+
+def _sum(reads: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: sum(read.get(name, 0) for read in reads) for name in names}
 
 
 def run_load(
     pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool = False
 ) -> LoadSummary:
-    """Extract, normalise and load; ``full_refresh`` drops the table and cursor first.
+    """Extract, normalise and load (in slices on a first load with messages).
 
-    Parquet load files when the destination takes them: dlt then copies our Arrow tables
-    straight into the warehouse instead of inserting row by row.
+    ``full_refresh`` drops the tables and cursor first. Parquet load files when the destination
+    takes them: dlt then copies our Arrow tables straight into the warehouse instead of
+    inserting row by row.
     """
     caps = pipeline.destination.capabilities()
     file_format: TLoaderFileFormat | None = (
         "parquet" if "parquet" in caps.supported_loader_file_formats else None
     )
     refresh: TRefreshMode | None = "drop_sources" if full_refresh else None
-    with _rare_collections():
-        info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
-    state = _resource_state(pipeline)
-    read: dict[str, Any] = state.get("last_read", {})
+    started = time.monotonic()
+    reads: list[dict[str, Any]] = []
+    message_reads: list[dict[str, Any]] = []
+    for slices in range(1, MAX_SLICES + 1):
+        with _rare_collections():
+            info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
+        refresh = None
+        state = _resource_state(pipeline, RESOURCE_NAME)
+        read: dict[str, Any] = state.get("last_read", {})
+        reads.append(read)
+        message_read = _resource_state(pipeline, MESSAGES_RESOURCE_NAME).get("last_read", {})
+        if message_read.get("load_id") == read.get("load_id"):
+            message_reads.append(message_read)
+        backfill = state.get("backfill")
+        capped = read.get("stop_reason") == "max_pages"  # the next slice would read the same
+        if not read.get("slice") or capped or backfill is None or backfill["complete"]:
+            break
+        _slice_progress(backfill, slices, started)
+    else:
+        raise OctopushError(
+            f"the first load did not finish in {MAX_SLICES} slices: the account grows faster "
+            "than it loads; raise slice_conversations"
+        )
+    last = reads[-1]
     cursor = stored_cursor(state)
-    summary = LoadSummary(
+    messages = None
+    if MESSAGES_RESOURCE_NAME in source.selected_resources:
+        figures = _sum(message_reads, _MESSAGES_SUMMED)
+        kept = _resource_state(pipeline, MESSAGES_RESOURCE_NAME).get("kept_apart", {})
+        messages = MessagesSummary(
+            table=MESSAGES_TABLE_NAME,
+            conversations_read=figures["conversations"],
+            messages_loaded=figures["messages"],
+            requests=figures["requests"],
+            kept_apart=len(kept),
+            disagreeing=_disagreeing(pipeline),
+        )
+    totals = _sum(reads, _SUMMED)
+    return LoadSummary(
         pipeline_name=pipeline.pipeline_name,
         destination=pipeline.destination.destination_name,
         dataset_name=pipeline.dataset_name,
         table=TABLE_NAME,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
-        new=read.get("new", 0),
-        updated=read.get("updated", 0),
-        unchanged=read.get("unchanged", 0),
-        future=read.get("future", 0),
-        pages=read.get("pages", 0),
-        requests=read.get("requests", 0),
-        retries=read.get("retries", 0),
-        reread=read.get("reread", False),
-        stop_reason=read.get("stop_reason"),
+        new=totals["new"],
+        updated=totals["updated"],
+        unchanged=totals["unchanged"],
+        future=totals["future"],
+        pages=totals["pages"],
+        requests=totals["requests"],
+        retries=totals["retries"],
+        reread=any(read.get("reread", False) for read in reads),
+        stop_reason=last.get("stop_reason"),
         cursor=cursor.isoformat() if cursor else None,
         ordering_unreliable=state.get("ordering_unreliable", False),
-        read_seconds=read.get("elapsed_seconds", 0.0),
+        read_seconds=totals["elapsed_seconds"],
+        slices=slices,
+        messages=messages,
     )
-    return summary

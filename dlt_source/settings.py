@@ -21,3 +21,15 @@ DEFAULT_CLOCK_SKEW_SECONDS = 600.0
 # Pages are merged into one Arrow table of about this many rows before dlt sees them, so that
 # dlt's per-item work is paid once per batch rather than once per page.
 BATCH_ROWS = 5_000
+
+MESSAGES_RESOURCE_NAME = "messages"
+MESSAGES_TABLE_NAME = "messages"
+MESSAGES_PRIMARY_KEY = "message_id"
+# A first load commits every this many conversations (with their messages and the backfill
+# position), so that a load killed part-way redoes at most one slice.
+SLICE_CONVERSATIONS = 5_000
+# A first load ends after this many slices even if the account keeps growing faster than it
+# loads: the bound turns a runaway into an error.
+MAX_SLICES = 10_000
+# Conversations named in the log when the two tables disagree, or when messages are kept apart.
+NAMED_IN_LOG = 5

@@ -11,8 +11,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from functools import cached_property
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,8 @@ import requests
 from requests.utils import get_environ_proxies
 
 from octopush_provider.auth import OctopushAuth
-from octopush_provider.conversations import Conversation, parse_page
+from octopush_provider.conversations import ID_FIELD, Conversation, parse_page
+from octopush_provider.endpoint import Endpoint
 from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushCancelledError,
@@ -31,6 +33,15 @@ from octopush_provider.exceptions import (
     OctopushRequestError,
     OctopushResponseError,
     OctopushServerError,
+)
+from octopush_provider.messages import (
+    CONVERSATION_ID_PARAM,
+    MESSAGE_ID_FIELD,
+    ConversationMessages,
+    MessageParent,
+    conversation_filter,
+    parse_messages,
+    read_conversation,
 )
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
 from octopush_provider.redaction import excerpt, mask, redact
@@ -48,6 +59,7 @@ from octopush_provider.settings import (
     FIRST_PAGE,
     MAX_CONCURRENCY,
     MAX_PER_PAGE,
+    MESSAGES_PATH,
     NON_JSON_ATTEMPTS,
     PAGE_PARAM,
     PER_PAGE_PARAM,
@@ -119,9 +131,10 @@ def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
 class OctopushClient:
     """Reads Octopush conversations page by page, surviving what a public API does.
 
-    Nothing is sent until the first read; one keep-alive session serves every request.
-    ``concurrency`` pages are fetched at once after the first; ``where`` names the place the
-    credentials come from (e.g. an Airflow connection) so that errors can point at it.
+    Nothing is sent until the first read; one keep-alive session serves every request, and one
+    throttle slows every thread when either endpoint answers 429. ``concurrency`` pages (or
+    conversations' messages) are fetched at once; ``where`` names the place the credentials
+    come from (e.g. an Airflow connection) so that errors can point at it.
     ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
     ``max_response_bytes`` the decoded size of an answer, and ``max_pages``, when set, the pages
     a read may take.
@@ -134,6 +147,7 @@ class OctopushClient:
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
         path: str = CONVERSATIONS_PATH,
+        messages_path: str = MESSAGES_PATH,
         per_page: int = DEFAULT_PER_PAGE,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: Timeout = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
@@ -162,6 +176,8 @@ class OctopushClient:
             _check_positive("max_pages", max_pages, whole=True)
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.url = f"{self.base_url}/{path.strip('/')}"
+        self.messages_url = f"{self.base_url}/{messages_path.strip('/')}"
+        self._list = Endpoint(url=self.url, parse=parse_page, id_field=ID_FIELD)
         self.per_page = per_page
         self.concurrency = concurrency
         self.timeout = timeout
@@ -249,22 +265,78 @@ class OctopushClient:
         for page in self.iter_pages(**options):
             yield from page
 
+    def iter_messages(
+        self,
+        conversation_id: str,
+        *,
+        stop_when: StopCondition | None = None,
+        max_pages: int | None = None,
+    ) -> PageStream:
+        """Pages of one conversation's messages, read in order.
+
+        The id is sent as the list gives it when it starts with ``cid_``, else with that prefix.
+        Nothing here checks that the answer is about that conversation: :meth:`read_messages`
+        does, against what the list says of it.
+        """
+        endpoint = Endpoint(
+            url=self.messages_url,
+            parse=parse_messages,
+            id_field=MESSAGE_ID_FIELD,
+            params={CONVERSATION_ID_PARAM: conversation_filter(conversation_id)},
+        )
+        fetch = partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint)
+        return PageStream(
+            fetch,
+            stop_when=stop_when,
+            max_pages=max_pages,
+            page_wait=self.retry.longest(self.request_deadline),
+            id_field=MESSAGE_ID_FIELD,
+            log_level=logging.DEBUG,
+        )
+
+    def read_messages(
+        self, parents: Iterable[MessageParent], *, concurrency: int | None = None
+    ) -> Iterator[ConversationMessages]:
+        """The checked messages of each conversation, in the order given.
+
+        ``concurrency`` conversations (default: the client's) are read at once, and at most
+        twice that many are read ahead of the caller, so memory does not grow with the input.
+        """
+        workers = concurrency or self.concurrency
+        pending: list[Future[ConversationMessages]] = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="octopush-messages") as pool:
+            try:
+                for parent in parents:
+                    pending.append(pool.submit(read_conversation, self, parent))
+                    if len(pending) >= 2 * workers:
+                        yield pending.pop(0).result()
+                while pending:
+                    yield pending.pop(0).result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
     def check_access(self) -> None:
         """One cheap authenticated request; raises the error a read would raise."""
-        self._fetch(FIRST_PAGE, per_page=1, retry=RetryPolicy(max_attempts=2, budget=10.0))
+        self._fetch(
+            FIRST_PAGE,
+            per_page=1,
+            retry=RetryPolicy(max_attempts=2, budget=10.0),
+            endpoint=self._list,
+        )
 
     def fetch_page(self, number: int) -> Page:
         """One page, retried under the client's policy."""
-        return self._fetch(number, per_page=self.per_page, retry=self.retry)
+        return self._fetch(number, per_page=self.per_page, retry=self.retry, endpoint=self._list)
 
-    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy) -> Page:
+    def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy, endpoint: Endpoint) -> Page:
         slept = 0.0
         started = time.monotonic()
         for attempt in range(1, retry.max_attempts + 1):
             self._throttle.wait(self._cancelled)
             self._raise_if_cancelled(number)
             try:
-                conversations, end = self._attempt(number, per_page)
+                conversations, end = self._attempt(number, per_page, endpoint)
                 self._raise_if_cancelled(number)
                 return Page(number=number, conversations=conversations, attempts=attempt, end=end)
             except _Transient as failure:
@@ -292,12 +364,14 @@ class OctopushClient:
         )
         raise error
 
-    def _attempt(self, number: int, per_page: int) -> tuple[list[Conversation], StopReason | None]:
-        params = {PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
+    def _attempt(
+        self, number: int, per_page: int, endpoint: Endpoint
+    ) -> tuple[list[Conversation], StopReason | None]:
+        params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
         with deadline(self.request_deadline) as watch:
             try:
                 response = self.session.get(
-                    self.url,
+                    endpoint.url,
                     params=params,
                     timeout=self.timeout,
                     allow_redirects=False,
@@ -309,7 +383,7 @@ class OctopushClient:
                 raise self._failed(error, cut_off=watch.expired) from None
         if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
             raise self._failed(None, cut_off=True)
-        return self._interpret(response, body, number)
+        return self._interpret(response, body, number, endpoint)
 
     def _read(self, response: requests.Response, number: int) -> bytes:
         if not 200 <= response.status_code < 300:
@@ -341,7 +415,7 @@ class OctopushClient:
         return _Transient(OctopushConnectionError(message))
 
     def _interpret(
-        self, response: requests.Response, body: bytes, number: int
+        self, response: requests.Response, body: bytes, number: int, endpoint: Endpoint
     ) -> tuple[list[Conversation], StopReason | None]:
         status = response.status_code
         if status == 404:
@@ -380,13 +454,13 @@ class OctopushClient:
             )
         if status >= 500 or status < 200:
             raise self._server_error(response, body, number)
-        conversations = self._parse_body(response, body, number)
+        conversations = self._parse_body(response, body, number, endpoint)
         if conversations:
             return conversations, None
         return [], StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
 
     def _parse_body(
-        self, response: requests.Response, body: bytes, number: int
+        self, response: requests.Response, body: bytes, number: int, endpoint: Endpoint
     ) -> list[Conversation]:
         try:
             items = orjson.loads(body)
@@ -406,7 +480,7 @@ class OctopushClient:
                 f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
                 f"a list of conversations: {self._excerpt(body)}"
             )
-        return parse_page(items, page=number)
+        return endpoint.parse(items, page=number)
 
     def _server_error(
         self, response: requests.Response, body: bytes, number: int

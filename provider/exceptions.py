@@ -5,6 +5,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     OctopushError
     ├── OctopushConfigError       bad client settings (also a ValueError); raised before any I/O
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
+    │   └── OctopushMismatchError messages that cannot belong to the conversation asked about
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
     ├── OctopushCancelledError    the read was cancelled (:meth:`OctopushClient.cancel`)
     ├── OctopushStalledReadError  a reader waited for a page that no worker can deliver (a bug)
@@ -38,6 +39,10 @@ class OctopushConfigError(OctopushError, ValueError):
 
 class OctopushResponseError(OctopushError):
     """The API answered with success but the body is not a JSON array of conversations."""
+
+
+class OctopushMismatchError(OctopushResponseError):
+    """The messages answered for a conversation cannot be its own (the API ignored the filter)."""
 
 
 class OctopushConnectionError(OctopushError):

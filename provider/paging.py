@@ -83,7 +83,12 @@ def _head(page: Page) -> list[tuple[str, object]]:
 
 
 class PageStream:
-    """Iterates the pages of one read; ``report`` tells how far it got and why it stopped."""
+    """Iterates the pages of one read; ``report`` tells how far it got and why it stopped.
+
+    ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
+    serves the same rows again; ``log_level`` is that of the line logged at the end (reads of
+    one conversation's messages are too many to log each at INFO).
+    """
 
     def __init__(
         self,
@@ -93,8 +98,12 @@ class PageStream:
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
         page_wait: float,
+        id_field: str = ID_FIELD,
+        log_level: int = logging.INFO,
     ) -> None:
         self._fetch_page = fetch
+        self._id_field = id_field
+        self._log_level = log_level
         self._count_lock = threading.Lock()
         self._concurrency = concurrency
         self._stop_when = stop_when
@@ -112,7 +121,8 @@ class PageStream:
             yield from self._read()
         finally:
             self.report.elapsed = time.monotonic() - self.report.started_at
-            logger.info(
+            logger.log(
+                self._log_level,
                 "Octopush read ended (%s): %d pages, %d conversations, %d requests, "
                 "%d retries in %.1fs",
                 self.report.stop_reason,
@@ -214,10 +224,10 @@ class PageStream:
     def _check_progress(self, page: Page) -> None:
         """Refuse a pass that repeats more rows than moving data explains (see the module)."""
         for row in page.conversations:
-            if row[ID_FIELD] in self._served:
+            if row[self._id_field] in self._served:
                 self._again += 1
             else:
-                self._served.add(row[ID_FIELD])
+                self._served.add(row[self._id_field])
                 self._new += 1
         self._page_size = max(self._page_size, len(page.conversations))
         if 2 * self._again > self._new + self._page_size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 DEFAULT_BASE_URL = "https://api.octopush.com/v1/public"
 CONVERSATIONS_PATH = "conversations/list"
+MESSAGES_PATH = "conversations/messages/list"
 
 API_LOGIN_HEADER = "api-login"
 API_KEY_HEADER = "api-key"

@@ -14,8 +14,10 @@ from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
     ConversationStore,
+    RequestRecord,
     SandboxServer,
 )
+from octopush_provider.sandbox.server import LIST_PATH, MESSAGES_PATH
 
 
 def ids(rows: list[dict[str, Any]]) -> list[str]:
@@ -54,3 +56,53 @@ def sandbox_source(sandbox: SandboxServer, **options: Any) -> DltSource:
     settings = {"api_login": DEFAULT_API_LOGIN, "api_key": DEFAULT_API_KEY}
     source: DltSource = octopush_source(**(settings | {"base_url": sandbox.base_url} | options))
     return source
+
+
+def conversations_source(sandbox: SandboxServer, **options: Any) -> DltSource:
+    """:func:`sandbox_source` loading only the conversations table, for the tests that pin it."""
+    return sandbox_source(sandbox, resources=["conversations"], **options)
+
+
+def list_requests(sandbox: SandboxServer) -> list[RequestRecord]:
+    """The requests the sandbox received for the conversations list."""
+    return [record for record in sandbox.requests if record.path.startswith(LIST_PATH)]
+
+
+def message_requests(sandbox: SandboxServer) -> list[RequestRecord]:
+    """The requests the sandbox received for messages."""
+    return [record for record in sandbox.requests if record.path.startswith(MESSAGES_PATH)]
+
+
+def requested_conversations(sandbox: SandboxServer) -> list[str]:
+    """The conversation ids messages were asked for, without their ``cid_`` prefix."""
+    return [
+        record.query["conversation_id"].removeprefix("cid_") for record in message_requests(sandbox)
+    ]
+
+
+Message = tuple[str, str | None, str, datetime]
+
+
+def expected_messages(store: ConversationStore) -> dict[str, Message]:
+    """Every message the warehouse must hold: its conversation, status, text and UTC time."""
+    return {
+        message["message_id"]: (
+            row["conversation_id"],
+            message["delivery_status"],
+            message["text"],
+            to_utc(message["created_at"]),
+        )
+        for row in store.snapshot()
+        for message in store.messages(row["conversation_id"]) or []
+    }
+
+
+def loaded_messages(pipeline: dlt.Pipeline) -> dict[str, Message]:
+    """The messages table as loaded, keyed like :func:`expected_messages`; no duplicates."""
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "SELECT message_id, conversation_id, delivery_status, text, created_at FROM messages"
+        )
+    table = {mid: (cid, status, text, at.astimezone(UTC)) for mid, cid, status, text, at in rows}
+    assert len(table) == len(rows), "a message was loaded twice"
+    return table

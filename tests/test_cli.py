@@ -177,3 +177,40 @@ def test_full_refresh_reloads_everything(tmp_path, make_sandbox, flag):
     assert result.returncode == 0, result.stderr
     assert "new 250" in result.stdout
     assert len(_table(tmp_path)) == 250
+
+
+def _tables(tmp_path: Path) -> dict[str, int]:
+    with duckdb.connect(str(tmp_path / f"{PIPELINE}.duckdb"), read_only=True) as db:
+        rows = db.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() "
+            "WHERE schema_name = 'octopush' AND NOT starts_with(table_name, '_dlt')"
+        ).fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize(
+    ("flag", "tables"),
+    [
+        ((), {"conversations", "messages"}),
+        (("--resources", "conversations"), {"conversations"}),
+        (("--resources", "conversations,messages"), {"conversations", "messages"}),
+    ],
+)
+def test_resources_choose_the_tables_loaded(tmp_path, make_sandbox, flag, tables):
+    sandbox = make_sandbox(conversations=80)
+
+    result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), *flag)
+
+    assert result.returncode == 0, result.stderr
+    assert set(_tables(tmp_path)) == tables
+    assert ("messages:" in result.stdout) == ("messages" in tables)
+
+
+def test_resources_without_conversations_exit_with_one_clear_line(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=10)
+
+    result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), "--resources", "messages")
+
+    assert result.returncode == 1
+    assert "'conversations' must be loaded with them" in result.stderr
+    assert "Traceback" not in result.stderr

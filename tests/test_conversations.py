@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from octopush_dlt.arrow import SCHEMA, to_table
+from octopush_dlt.arrow import to_table
 from octopush_dlt.runner import run_load
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider import conversations
 from octopush_provider.conversations import parse_conversation, to_utc
 from octopush_provider.exceptions import OctopushResponseError
-from tests.helpers import sandbox_source
+from tests.helpers import conversations_source
 
 THIRTY_DIGITS = orjson.Fragment(b"123456789012345678901234567890")
 
@@ -144,12 +145,15 @@ def test_fields_the_api_adds_later_are_kept_as_columns():
         ),
     ]
 
-    table = to_table(rows)
+    table = to_table(rows, CONVERSATIONS)
 
     assert table.column("recipient_details__email").to_pylist() == ["a@x", None]
     assert table.column("tags").to_pylist() == [["vip"], None]
     assert table.column("score").to_pylist() == ["3", '"high"']  # mixed types: kept as JSON
-    assert table.schema.field("last_message_at").type == SCHEMA.field("last_message_at").type
+    assert (
+        table.schema.field("last_message_at").type
+        == CONVERSATIONS.schema.field("last_message_at").type
+    )
 
 
 @pytest.mark.parametrize(
@@ -197,7 +201,7 @@ def test_text_fields_holding_other_values_keep_their_json_text(make_sandbox, mak
     pipeline = make_pipeline()
 
     with caplog.at_level(logging.WARNING):
-        run_load(pipeline, sandbox_source(sandbox, per_page=10))
+        run_load(pipeline, conversations_source(sandbox, per_page=10))
 
     with pipeline.sql_client() as client:
         loaded = {
@@ -237,12 +241,12 @@ def test_an_extra_field_that_changes_type_never_fails_the_load(
     sandbox.store.rewrite(first, {"score": 5})
     sandbox.store.rewrite(later, {"score": "high"})
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, per_page=10))
+    run_load(pipeline, conversations_source(sandbox, per_page=10))
     [added] = sandbox.store.add_new(1)
     sandbox.store.rewrite(added, {"score": 2.5})
 
     with caplog.at_level(logging.WARNING):
-        summary = run_load(pipeline, sandbox_source(sandbox, per_page=10))
+        summary = run_load(pipeline, conversations_source(sandbox, per_page=10))
 
     with pipeline.sql_client() as client:
         scores = dict(

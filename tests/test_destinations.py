@@ -14,7 +14,15 @@ import psycopg2
 import pytest
 
 from octopush_dlt.runner import run_load
-from tests.helpers import expected_table, loaded_table, sandbox_source
+from tests.helpers import (
+    expected_messages,
+    expected_table,
+    list_requests,
+    loaded_messages,
+    loaded_table,
+    message_requests,
+    sandbox_source,
+)
 
 POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
 
@@ -29,7 +37,7 @@ def postgres_dataset():
         cursor.execute(f"DROP SCHEMA IF EXISTS {name}_staging CASCADE")
 
 
-def test_postgres_full_then_incremental_load_equals_the_sandbox(
+def test_postgres_full_then_incremental_load_of_both_tables_equals_the_sandbox(
     make_sandbox, make_pipeline, postgres_dataset
 ):
     sandbox = make_sandbox(conversations=1500, offsets="mixed")
@@ -48,8 +56,11 @@ def test_postgres_full_then_incremental_load_equals_the_sandbox(
 
     assert first.new == 1500
     assert (second.new, second.updated) == (4, 6)
-    assert len(sandbox.requests) == 1
+    assert len(list_requests(sandbox)) == 1
+    assert len(message_requests(sandbox)) == second.conversations_loaded
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
+    assert second.messages is not None and second.messages.disagreeing == 0
     with pipeline.sql_client() as client:
         kinds = dict(
             client.execute_sql(

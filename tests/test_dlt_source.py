@@ -13,7 +13,10 @@ from octopush_dlt import octopush_source
 from octopush_dlt.runner import run_load
 from octopush_provider.exceptions import OctopushAuthError, OctopushServerError
 from octopush_provider.retry import RetryPolicy
-from tests.helpers import expected_table, loaded_table, read_report, sandbox_source
+from tests.helpers import conversations_source, expected_table, loaded_table, read_report
+
+# These tests pin the conversations table; tests/test_messages.py loads both.
+CONVERSATIONS_ONLY = ["conversations"]
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -26,7 +29,7 @@ def test_a_full_load_equals_the_sandbox(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=1234)
     pipeline = make_pipeline()
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert summary.conversations_loaded == summary.new == 1234
@@ -39,7 +42,7 @@ def test_columns_land_typed_and_flattened(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=50)
     pipeline = make_pipeline()
 
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
 
     with pipeline.sql_client() as client:
         types = dict(
@@ -63,12 +66,12 @@ def test_columns_land_typed_and_flattened(make_sandbox, make_pipeline):
 def test_the_second_run_reads_only_new_pages_and_merges_updates(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=2000)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     added = sandbox.store.add_new(7)
     bumped = sandbox.store.bump(5)
     sandbox.clear_requests()
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert (summary.new, summary.updated) == (len(added), len(bumped))
@@ -79,10 +82,10 @@ def test_the_second_run_reads_only_new_pages_and_merges_updates(make_sandbox, ma
 def test_a_run_with_nothing_new_reads_one_page(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=2000)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     sandbox.clear_requests()
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert [r.page for r in sandbox.requests] == [1]
     assert summary.new == summary.updated == 0
@@ -96,16 +99,16 @@ def test_conversations_moving_during_runs_are_never_lost_or_doubled(make_sandbox
     pipeline = make_pipeline()
     options = {"per_page": 50, "lag_seconds": 0}
 
-    first = run_load(pipeline, sandbox_source(sandbox, **options))
+    first = run_load(pipeline, conversations_source(sandbox, **options))
     sandbox.clear_requests()
     for n in range(1, 4):
         sandbox.before_request(n, lambda store: (store.add_new(2), store.bump(2)))
-    run_load(pipeline, sandbox_source(sandbox, **options))
+    run_load(pipeline, conversations_source(sandbox, **options))
     # What moved after the second run read past it is newer than its cursor: the third run
     # picks it up, and from then on the table is exact.
-    run_load(pipeline, sandbox_source(sandbox, **options))
+    run_load(pipeline, conversations_source(sandbox, **options))
     sandbox.clear_requests()
-    last = run_load(pipeline, sandbox_source(sandbox, **options))
+    last = run_load(pipeline, conversations_source(sandbox, **options))
 
     assert first.reread
     assert not last.ordering_unreliable
@@ -117,13 +120,13 @@ def test_conversations_moving_during_runs_are_never_lost_or_doubled(make_sandbox
 def test_unordered_data_is_read_in_full_and_filtered_here(make_sandbox, make_pipeline, caplog):
     sandbox = make_sandbox(conversations=800, shuffled=True)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     sandbox.store.add_new(3)
     sandbox.store.bump(4)
     sandbox.clear_requests()
 
     with caplog.at_level(logging.WARNING):
-        summary = run_load(pipeline, sandbox_source(sandbox))
+        summary = run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert summary.stop_reason == "empty_page"
@@ -136,11 +139,11 @@ def test_unordered_data_is_read_in_full_and_filtered_here(make_sandbox, make_pip
 def test_ordering_that_breaks_deep_down_stops_the_early_stop(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=900)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    run_load(pipeline, conversations_source(sandbox, lag_seconds=0))
     sandbox.store.shuffled = True
     sandbox.store.add_new(2)
 
-    summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    summary = run_load(pipeline, conversations_source(sandbox, lag_seconds=0))
 
     assert summary.ordering_unreliable
     assert summary.stop_reason == "empty_page"
@@ -152,7 +155,7 @@ def test_offsets_across_dst_land_as_the_same_utc_instants(make_sandbox, make_pip
     sandbox = make_sandbox(conversations=600, offsets=offsets)
     pipeline = make_pipeline()
 
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
@@ -166,13 +169,13 @@ def test_a_run_that_fails_midway_loads_nothing_and_the_rerun_is_exact(
     pipeline = make_pipeline()
 
     with pytest.raises(PipelineStepFailed) as raised:
-        run_load(pipeline, octopush_source(client=client))
+        run_load(pipeline, octopush_source(client=client, resources=CONVERSATIONS_ONLY))
 
     assert isinstance(_root_cause(raised.value), OctopushServerError)
     assert "octopush" not in pipeline.state.get("sources", {})
     sandbox.clear_faults()
     sandbox.store.add_new(2)
-    summary = run_load(pipeline, octopush_source(client=client))
+    summary = run_load(pipeline, octopush_source(client=client, resources=CONVERSATIONS_ONLY))
     assert summary.new == 1502
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
@@ -183,12 +186,13 @@ def test_a_deleted_warehouse_is_loaded_in_full_not_from_a_stale_cursor(
     sandbox = make_sandbox(conversations=640)
     warehouse = tmp_path / "warehouse.duckdb"
     run_load(
-        make_pipeline(destination=dlt.destinations.duckdb(str(warehouse))), sandbox_source(sandbox)
+        make_pipeline(destination=dlt.destinations.duckdb(str(warehouse))),
+        conversations_source(sandbox),
     )
     warehouse.unlink()
     again = make_pipeline(destination=dlt.destinations.duckdb(str(warehouse)))
 
-    summary = run_load(again, sandbox_source(sandbox))
+    summary = run_load(again, conversations_source(sandbox))
 
     assert summary.new == 640
     assert loaded_table(again) == expected_table(sandbox.store)
@@ -197,9 +201,9 @@ def test_a_deleted_warehouse_is_loaded_in_full_not_from_a_stale_cursor(
 def test_full_refresh_starts_over(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=700)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
 
-    summary = run_load(pipeline, sandbox_source(sandbox), full_refresh=True)
+    summary = run_load(pipeline, conversations_source(sandbox), full_refresh=True)
 
     assert summary.new == summary.conversations_loaded == 700
     assert summary.stop_reason == "empty_page"
@@ -211,10 +215,10 @@ def test_a_load_leaves_the_garbage_collector_as_it_found_it(make_sandbox, make_p
     sandbox = make_sandbox(conversations=300)
     before = gc.get_threshold()
 
-    run_load(make_pipeline(), sandbox_source(sandbox))
+    run_load(make_pipeline(), conversations_source(sandbox))
     after_success = (gc.get_threshold(), gc.get_freeze_count())
     with pytest.raises(PipelineStepFailed):
-        run_load(make_pipeline("failing"), sandbox_source(sandbox, api_key="wrong"))
+        run_load(make_pipeline("failing"), conversations_source(sandbox, api_key="wrong"))
 
     assert after_success == (before, 0)
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
@@ -223,7 +227,7 @@ def test_a_load_leaves_the_garbage_collector_as_it_found_it(make_sandbox, make_p
 def test_wrong_credentials_fail_fast_without_echoing_the_key(make_sandbox, make_pipeline, caplog):
     sandbox = make_sandbox()
     pipeline = make_pipeline()
-    source = sandbox_source(sandbox, api_key="not-the-key-8c1d")
+    source = conversations_source(sandbox, api_key="not-the-key-8c1d")
 
     with caplog.at_level(logging.DEBUG), pytest.raises(PipelineStepFailed) as raised:
         run_load(pipeline, source)
@@ -241,7 +245,7 @@ def test_a_start_date_limits_the_first_load(make_sandbox, make_pipeline):
     cutoff = sorted(moment for moment, _ in expected.values())[-290]
     pipeline = make_pipeline()
 
-    summary = run_load(pipeline, sandbox_source(sandbox, start_date=cutoff.isoformat()))
+    summary = run_load(pipeline, conversations_source(sandbox, start_date=cutoff.isoformat()))
 
     assert loaded_table(pipeline) == {k: v for k, v in expected.items() if v[0] >= cutoff}
     assert summary.pages == 3
@@ -254,7 +258,7 @@ def test_random_faults_and_moving_data_across_runs_still_end_exact(
     sandbox = make_sandbox(
         conversations=2500,
         fault_rate=0.15,
-        fault_kinds=("500", "503", "html", "truncated", "reset"),
+        fault_kinds=("500", "503", "html-502", "truncated", "reset"),
         churn_new=1,
         churn_bump=1,
     )
@@ -262,9 +266,16 @@ def test_random_faults_and_moving_data_across_runs_still_end_exact(
     client = make_client(sandbox, concurrency=8, per_page=50, retry=retry)
     pipeline = make_pipeline()
 
-    summaries = [run_load(pipeline, octopush_source(client=client, lag_seconds=0)) for _ in "abc"]
+    summaries = [
+        run_load(
+            pipeline, octopush_source(client=client, resources=CONVERSATIONS_ONLY, lag_seconds=0)
+        )
+        for _ in "abc"
+    ]
     sandbox.fault_rate, sandbox.churn_new, sandbox.churn_bump = 0.0, 0, 0
-    last = run_load(pipeline, octopush_source(client=client, lag_seconds=0))
+    last = run_load(
+        pipeline, octopush_source(client=client, resources=CONVERSATIONS_ONLY, lag_seconds=0)
+    )
 
     assert sum(summary.retries for summary in summaries) > 0
     assert loaded_table(pipeline) == expected_table(sandbox.store)
@@ -276,18 +287,18 @@ def test_a_run_capped_by_max_pages_keeps_the_cursor_so_the_next_run_loses_nothin
 ):
     sandbox = make_sandbox(conversations=1000)
     pipeline = make_pipeline()
-    first = run_load(pipeline, sandbox_source(sandbox))
+    first = run_load(pipeline, conversations_source(sandbox))
     sandbox.store.add_new(450)  # more than the cap lets a run read
 
     with caplog.at_level(logging.WARNING):
-        capped = run_load(pipeline, sandbox_source(sandbox, max_pages=2))
+        capped = run_load(pipeline, conversations_source(sandbox, max_pages=2))
 
     assert (capped.stop_reason, capped.pages) == ("max_pages", 2)
     assert "stopped at max_pages=2" in caplog.text
     assert "the cursor stays at" in caplog.text
     assert len(loaded_table(pipeline)) == 1200
     assert capped.cursor == first.cursor
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert summary.stop_reason == "caught_up"
 
@@ -296,6 +307,6 @@ def test_max_pages_comes_from_dlt_config(make_sandbox, make_pipeline, monkeypatc
     sandbox = make_sandbox(conversations=1000)
     monkeypatch.setenv("SOURCES__OCTOPUSH__MAX_PAGES", "3")
 
-    summary = run_load(make_pipeline(), sandbox_source(sandbox))
+    summary = run_load(make_pipeline(), conversations_source(sandbox))
 
     assert (summary.stop_reason, summary.pages, summary.new) == ("max_pages", 3, 300)

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import dlt
 import pytest
 
-from octopush_dlt.arrow import COLUMN_HINTS, to_table
+from octopush_dlt.arrow import column_hints, to_table
 from octopush_dlt.runner import run_load
 from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY, RESOURCE_NAME, SOURCE_NAME, TABLE_NAME
+from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.client import OctopushClient
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
-from tests.helpers import expected_table, loaded_table, sandbox_source
+from tests.helpers import conversations_source, expected_table, loaded_table
 
 FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 
@@ -25,11 +26,11 @@ def test_late_rows_inside_the_lag_window_are_loaded(make_sandbox, make_pipeline)
     # the default lag re-reads them, past the first page, and the early stop waits for them.
     sandbox = make_sandbox(conversations=1000)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     newest = sandbox.store.newest
     late = sandbox.store.add_at(newest - timedelta(seconds=s) for s in range(1, 151))
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert set(late) <= set(loaded_table(pipeline))
@@ -40,13 +41,13 @@ def test_late_rows_inside_the_lag_window_are_loaded(make_sandbox, make_pipeline)
 def test_equal_timestamps_are_not_taken_for_disorder(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=400)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox))
+    run_load(pipeline, conversations_source(sandbox))
     moment = sandbox.store.newest + timedelta(seconds=30)
     sandbox.store.add_at([moment] * 4)
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
     sandbox.clear_requests()
-    again = run_load(pipeline, sandbox_source(sandbox))
+    again = run_load(pipeline, conversations_source(sandbox))
 
     assert summary.new == 4
     assert not summary.ordering_unreliable
@@ -60,10 +61,10 @@ def test_failed_ordering_is_remembered_in_later_runs(make_sandbox, make_pipeline
     # the second read every page and find the new conversations, wherever they are served.
     sandbox = make_sandbox(conversations=60, shuffled=True)
     pipeline = make_pipeline()
-    first = run_load(pipeline, sandbox_source(sandbox, per_page=20))
+    first = run_load(pipeline, conversations_source(sandbox, per_page=20))
     added = sandbox.store.add_new(3)
 
-    summary = run_load(pipeline, sandbox_source(sandbox, per_page=1))
+    summary = run_load(pipeline, conversations_source(sandbox, per_page=1))
 
     assert first.ordering_unreliable
     assert summary.ordering_unreliable
@@ -80,11 +81,11 @@ def test_a_future_timestamp_is_loaded_but_never_becomes_the_cursor(
     pipeline = make_pipeline()
 
     with caplog.at_level(logging.WARNING):
-        first = run_load(pipeline, sandbox_source(sandbox))
+        first = run_load(pipeline, conversations_source(sandbox))
     log = caplog.text
     added = sandbox.store.add_new(150)
-    second = run_load(pipeline, sandbox_source(sandbox))
-    third = run_load(pipeline, sandbox_source(sandbox))
+    second = run_load(pipeline, conversations_source(sandbox))
+    third = run_load(pipeline, conversations_source(sandbox))
 
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert loaded_table(pipeline)[future_id][0] == FUTURE
@@ -108,7 +109,7 @@ def test_a_cursor_left_in_the_future_by_an_earlier_version_is_recovered_from(
     _previous_version_load(pipeline, sandbox.base_url)
     added = sandbox.store.add_new(120)
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert set(added) <= set(loaded_table(pipeline))
     assert loaded_table(pipeline) == expected_table(sandbox.store)
@@ -125,7 +126,7 @@ def test_a_table_loaded_by_the_previous_version_carries_on_incrementally(
     bumped = sandbox.store.bump(5)
     sandbox.clear_requests()
 
-    summary = run_load(pipeline, sandbox_source(sandbox))
+    summary = run_load(pipeline, conversations_source(sandbox))
 
     assert (summary.new, summary.updated) == (len(added), len(bumped))
     assert len(sandbox.requests) == 1
@@ -143,7 +144,9 @@ def test_counts_are_of_distinct_conversations_when_data_moves(
         sandbox.before_request(n, lambda store: store.add_new(3))
     pipeline = make_pipeline()
 
-    summary = run_load(pipeline, sandbox_source(sandbox, per_page=50, concurrency=concurrency))
+    summary = run_load(
+        pipeline, conversations_source(sandbox, per_page=50, concurrency=concurrency)
+    )
 
     assert summary.reread == (concurrency > 1)
     assert summary.conversations_loaded == summary.new == len(loaded_table(pipeline))
@@ -159,7 +162,7 @@ def _previous_version_load(pipeline: dlt.Pipeline, base_url: str) -> None:
             table_name=TABLE_NAME,
             primary_key=PRIMARY_KEY,
             write_disposition="merge",
-            columns=COLUMN_HINTS,
+            columns=column_hints(CONVERSATIONS),
         )
         def conversations(
             last_message_at: dlt.sources.incremental[datetime] = dlt.sources.incremental(
@@ -170,7 +173,7 @@ def _previous_version_load(pipeline: dlt.Pipeline, base_url: str) -> None:
                 api_login=DEFAULT_API_LOGIN, api_key=DEFAULT_API_KEY, base_url=base_url
             ) as client:
                 for page in client.iter_pages():
-                    yield to_table(page)
+                    yield to_table(page, CONVERSATIONS)
 
         return conversations
 

@@ -1,4 +1,4 @@
-"""The load operator: Octopush conversations into any dlt destination, incrementally.
+"""The load operator: Octopush conversations and messages into any dlt destination, incrementally.
 
 The operator is glue: the hook builds the client, :func:`octopush_dlt.octopush_source` reads it,
 :func:`octopush_dlt.runner.run_load` loads and sums up. What makes it safe to run on any worker is
@@ -26,9 +26,25 @@ if TYPE_CHECKING:
     from octopush_provider.client import OctopushClient
     from octopush_provider.operators.lineage import LoadLineage
 
-__all__ = ["OctopushToDestinationOperator", "conversations_asset", "full_refresh_param"]
+__all__ = [
+    "OctopushToDestinationOperator",
+    "conversations_asset",
+    "full_refresh_param",
+    "table_asset",
+]
 
-TABLE_NAME = "conversations"
+TABLES = ("conversations", "messages")  # the source's resources, each loading its own table
+
+
+def table_asset(*, destination: str, dataset_name: str, table: str) -> Asset:
+    """The Asset of one table a load updates: schedule downstream DAGs on it.
+
+    ``schedule=[table_asset(destination="duckdb", dataset_name="octopush", table="messages")]``
+    runs a DAG after every successful load of that table. The ``x-`` scheme keeps Airflow (and
+    the Postgres or Google providers, if installed) from validating it as a URI of theirs.
+    """
+    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{table}")
+
 
 # What dlt's own Airflow support (it reads the ``dlt_secrets_toml`` variable) warns about on every
 # run under Airflow 3: it calls Airflow 2 APIs. The calls are dlt's, and they still work.
@@ -48,13 +64,15 @@ def _without_dlt_airflow_deprecations() -> Iterator[None]:
 
 
 def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
-    """The Asset a load updates: schedule downstream DAGs on it.
+    """The Asset of the conversations table: see :func:`table_asset`."""
+    return table_asset(destination=destination, dataset_name=dataset_name, table=TABLES[0])
 
-    ``schedule=[conversations_asset(destination="duckdb", dataset_name="octopush")]`` runs a DAG
-    after every successful load into that dataset. The ``x-`` scheme keeps Airflow (and the
-    Postgres or Google providers, if installed) from validating it as a URI of theirs.
-    """
-    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{TABLE_NAME}")
+
+def _table_figures(summary: dict[str, Any], table: str) -> dict[str, Any]:
+    """What an asset event of ``table`` reports: that table's figures of the run."""
+    if table == TABLES[1]:
+        return {**(summary.get(table) or {}), "load_id": summary["load_id"]}
+    return {name: value for name, value in summary.items() if name != TABLES[1]}
 
 
 def full_refresh_param() -> Param:
@@ -95,9 +113,13 @@ class OctopushToDestinationOperator(BaseOperator):
         (it is the source's ``start_date``, renamed so as not to clash with the operator's).
     :param lag_seconds: how far behind the cursor every run re-reads (the source's default when
         ``None``).
+    :param resources: the tables to load: ``["conversations"]`` or, by default, both
+        conversations and messages.
 
-    Returns a summary (counts, pages, cursor, load id) to XCom: never rows, never secrets. Its
-    outlet is :func:`conversations_asset` unless ``outlets`` is given.
+    Returns a summary (counts, pages, cursor, load id, and a ``messages`` entry with that
+    table's figures) to XCom: never rows, never secrets. Its outlets are one
+    :func:`table_asset` per table loaded unless ``outlets`` is given; each asset event carries
+    its own table's figures.
     """
 
     template_fields: Sequence[str] = (
@@ -123,10 +145,15 @@ class OctopushToDestinationOperator(BaseOperator):
         full_refresh: bool | str = False,
         since: str | None = None,
         lag_seconds: float | None = None,
+        resources: Sequence[str] = TABLES,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault(
-            "outlets", [conversations_asset(destination=destination, dataset_name=dataset_name)]
+            "outlets",
+            [
+                table_asset(destination=destination, dataset_name=dataset_name, table=table)
+                for table in resources
+            ],
         )
         super().__init__(**kwargs)
         self.destination = destination
@@ -141,6 +168,8 @@ class OctopushToDestinationOperator(BaseOperator):
         self.lag_seconds = lag_seconds
         self._client: OctopushClient | None = None
         self._lineage: LoadLineage | None = None
+        # Not ``self.resources``: BaseOperator keeps its executor resources there.
+        self.tables = list(resources)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run one incremental load and return its summary."""
@@ -173,11 +202,12 @@ class OctopushToDestinationOperator(BaseOperator):
             duckdb_path=self.duckdb_path,
             options=self.destination_options,
         )
-        source_options: dict[str, Any] = {"start_date": self.since}
+        source_options: dict[str, Any] = {"start_date": self.since, "resources": self.tables}
         if self.lag_seconds is not None:
             source_options["lag_seconds"] = self.lag_seconds
         self.log.info(
-            "Loading Octopush conversations from connection %r into %s dataset %r (pipeline %r%s)",
+            "Loading Octopush %s from connection %r into %s dataset %r (pipeline %r%s)",
+            " and ".join(self.tables),
             self.octopush_conn_id,
             self.destination,
             self.dataset_name,
@@ -198,7 +228,9 @@ class OctopushToDestinationOperator(BaseOperator):
             source = octopush_source(client=client, **source_options)
             summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
             try:
-                self._lineage = describe_load(pipeline, endpoints=[client.url])
+                urls = {"conversations": client.url, "messages": client.messages_url}
+                endpoints = [urls[table] for table in self.tables]
+                self._lineage = describe_load(pipeline, endpoints=endpoints)
             except Exception:  # lineage is an extra: it must never fail a load that succeeded
                 self.log.warning("Could not describe this load for OpenLineage", exc_info=True)
         self.log.info(
@@ -213,9 +245,19 @@ class OctopushToDestinationOperator(BaseOperator):
             summary["cursor"],
             summary["load_id"],
         )
+        if summary["messages"]:
+            self.log.info(
+                "Loaded %d messages of %d conversations; %d kept apart; %d disagree",
+                summary["messages"]["messages_loaded"],
+                summary["messages"]["conversations_read"],
+                summary["messages"]["kept_apart"],
+                summary["messages"]["disagreeing"],
+            )
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = summary
+                table = outlet.uri.rsplit("/", 1)[-1]
+                extra = _table_figures(summary, table) if table in TABLES else summary
+                context["outlet_events"][outlet].extra = extra
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -1,9 +1,13 @@
-"""Seeded, thread-safe store of fake Octopush conversations.
+"""Seeded, thread-safe store of fake Octopush conversations and their messages.
 
 The connector has to be tested against data shaped like the real API's: optional keys, offsets
 that change across daylight saving time, several ways of writing the same instant, and rows that
 jump to the top while a client is paging. This store produces such data from a seed, so every
 run, test and benchmark sees the same conversations.
+
+Messages are not stored: a conversation's first ``number_of_messages`` messages are generated
+when asked for, from its id, so a million conversations cost no more to build than before. Only
+what changes later is kept: messages added by ``bump`` and delivery statuses that moved on.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import bisect
 import random
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +68,8 @@ _MESSAGES = {
     ),
 }
 _PURPOSES = tuple(_MESSAGES)
+_REPLIES = ("Oui, merci !", "OK", "Je ne suis pas disponible, on peut décaler ?", "STOP")
+_STATUSES = ("delivered", "delivered", "delivered", "sent", "not_delivered")
 
 
 def render_instant(timestamp: int, zone: str) -> str:
@@ -84,6 +90,53 @@ class _Entry:
     last: int
     zone: str
     shuffle_key: float
+    first: int = 0  # the generated thread: `base` messages from `first` to `base_last`
+    base: int = 0
+    base_last: int = 0
+    base_text: str = ""
+    added: list[tuple[int, str]] = field(default_factory=list)  # (instant, text) from bump
+    statuses: dict[int, str] = field(default_factory=dict)  # index -> delivery status now
+
+    def message(self, index: int, rng: random.Random) -> dict[str, Any]:
+        """Message ``index`` (0-based, oldest first); ``rng`` is this thread's, drawn in order."""
+        row = self.row
+        outbound = index == 0 or rng.random() < 0.6
+        if index < self.base:
+            span = self.base_last - self.first
+            instant = self.first + span * index // max(self.base - 1, 1)
+            if index == self.base - 1:
+                text = self.base_text
+            elif outbound:
+                text = rng.choice(_MESSAGES[row["purpose"]]).format(n=index, d=10 + index % 19)
+            else:
+                text = rng.choice(_REPLIES)
+        else:
+            instant, text = self.added[index - self.base]
+        status = rng.choice(_STATUSES)
+        recipient = row["recipient_details"]
+        if not isinstance(recipient, dict):  # rewritten by a test into something odd
+            recipient = {}
+        return {
+            "message_id": f"mid_{row['conversation_id']}_{index}",
+            "text": text,
+            "direction": "outbound" if outbound else "inbound",
+            "delivery_status": self.statuses.get(index, status) if outbound else None,
+            "channel": row["last_user_channel"],
+            "user_identifier": recipient.get("phone_number"),
+            "user_identifiers": {
+                "phone_number": recipient.get("phone_number"),
+                "email": None,
+                "facebook_page_id": None,
+            },
+            "agent_assigned_to": row.get("agent_assigned_to") if outbound else None,
+            "contact_name": recipient.get("name"),
+            "created_at": render_instant(instant, self.zone),
+        }
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message of the conversation, oldest first, as the API would write them."""
+        rng = random.Random(self.row["conversation_id"])
+        return [self.message(index, rng) for index in range(self.row["number_of_messages"])]
 
 
 def _newest_first(entry: _Entry) -> tuple[int, str]:
@@ -158,6 +211,42 @@ class ConversationStore:
         with self._lock:
             return [_copy(entry.row) for entry in self._recency]
 
+    def messages(self, conversation_id: str) -> list[dict[str, Any]] | None:
+        """The messages of one conversation, oldest first; None for an unknown id."""
+        with self._lock:
+            entry = self._entries.get(conversation_id)
+            return None if entry is None else entry.messages()
+
+    def messages_page(self, page: int, per_page: int) -> list[dict[str, Any]]:
+        """A page of every conversation's messages, newest conversation first: what the
+        endpoint answers when it ignores its filters. Linear in the account; for tests."""
+        start, end = (page - 1) * per_page, page * per_page
+        seen, served = 0, []
+        with self._lock:
+            for entry in self._recency:
+                count = entry.row["number_of_messages"]
+                if seen + count > start:
+                    served.extend(entry.messages()[max(start - seen, 0) : end - seen])
+                seen += count
+                if seen >= end:
+                    break
+        return served
+
+    def deliver(self, n: int) -> list[str]:
+        """Move ``n`` outbound messages from "sent" to "delivered", as delivery receipts do, without
+        touching their conversations; return the message ids."""
+        changed: list[str] = []
+        with self._lock:
+            for entry in self._rng.sample(self._recency, len(self._recency)):
+                if len(changed) >= _check_count(n):
+                    break
+                for index, message in enumerate(entry.messages()):
+                    if message["delivery_status"] == "sent":
+                        entry.statuses[index] = "delivered"
+                        changed.append(message["message_id"])
+                        break
+        return changed
+
     @property
     def newest(self) -> datetime:
         """The ``last_message_at`` the next new message would follow, in UTC."""
@@ -213,6 +302,7 @@ class ConversationStore:
                 entry.row["last_message_at"] = render_instant(entry.last, entry.zone)
                 entry.row["number_of_messages"] += 1
                 entry.row["last_message"] = self._message(entry.row["purpose"])
+                entry.added.append((entry.last, entry.row["last_message"]))
                 self._recency.remove(entry)
                 self._place(entry)
         return bumped
@@ -255,7 +345,7 @@ class ConversationStore:
             "color": rng.randint(0, 5),
             "number_of_messages": messages,
         }
-        entry = _Entry(row, last, zone, rng.random())
+        entry = _Entry(row, last, zone, rng.random(), first, messages, last, row["last_message"])
         self._entries[cid] = entry
         return entry
 

@@ -1,4 +1,4 @@
-"""A local HTTP server that answers like Octopush's "Retrieve the conversations list" endpoint.
+"""A local HTTP server that answers like Octopush's conversations list and messages endpoints.
 
 The connector is only as good as the failures it has been tested against, and the real API can't
 be told to misbehave on cue. This server speaks real HTTP/1.1 with keep-alive, interprets bad
@@ -7,12 +7,17 @@ public API does (429, 5xx, HTML pages, error objects, truncated bodies, resets, 
 redirects), to page in ways a buggy one does (pages of varying sizes, a few pages served in a
 loop, the api-key echoed in error bodies) or to change its data while a client pages through
 it. Only the standard library, orjson and pendulum.
+
+The messages endpoint reads its ``conversation_id`` filter only in the documented form
+``cid_{id}``; anything else (or an id listed in ``unreadable_ids``) is ignored, as the real API
+ignores what it cannot interpret, and the answer holds every conversation's messages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import re
 import socket
 import struct
 import sys
@@ -48,8 +53,11 @@ READ_ONLY_LOGIN = "readonly@example.com"
 
 BASE_PATH = "/v1/public"
 LIST_PATH = f"{BASE_PATH}/conversations/list"
+MESSAGES_PATH = f"{BASE_PATH}/conversations/messages/list"
 DEFAULT_PAGE = 1
 DEFAULT_PER_PAGE = 100
+DEFAULT_MESSAGES_PER_PAGE = 50
+_CONVERSATION_FILTER = re.compile(r"cid_([0-9a-f]+)")
 PAST_END_MODES = ("empty", "404")
 FAULT_KINDS = (
     "429", "500", "502", "503", "400", "html", "html-502",
@@ -131,6 +139,7 @@ class RequestRecord:
     status: int | None
     fault: str | None
     login: str | None
+    received_at: float = 0.0  # time.monotonic() when the request was answered
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -230,9 +239,10 @@ class SandboxServer:
     """The sandbox: a conversations-list endpoint over a store, with knobs to make it misbehave.
 
     ``with SandboxServer(store) as sandbox:`` serves on a free port of 127.0.0.1 until the block
-    ends; ``sandbox.url`` is the endpoint. Attributes ``latency``, ``fault_rate``,
-    ``fault_kinds``, ``churn_new``, ``churn_bump``, ``page_sizes`` and ``page_cycle`` can change
-    while it runs.
+    ends; ``sandbox.url`` is the list endpoint. Attributes ``latency``, ``fault_rate``,
+    ``fault_kinds``, ``churn_new``, ``churn_bump``, ``page_sizes``, ``page_cycle`` and
+    ``unreadable_ids`` can change while it runs. Faults, churn and ``before_request`` count
+    requests to either endpoint.
 
     ``page_sizes`` maps page numbers to the rows they serve instead of ``per_page`` (the pages
     after one start where it ended: nothing is skipped); ``page_cycle`` serves only that many
@@ -293,6 +303,8 @@ class SandboxServer:
         self.page_sizes = dict(page_sizes or {})
         self.page_cycle = page_cycle
         self._echo_key = echo_key
+        # Conversation ids the messages endpoint cannot read: it ignores the filter for them.
+        self.unreadable_ids: set[str] = set()
         self._fault_rng = random.Random(fault_seed)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -415,24 +427,52 @@ class SandboxServer:
         page = interpret_int(query.get(self.page_param), default=DEFAULT_PAGE)
         if self.page_cycle is not None:
             page = (page - 1) % self.page_cycle + 1
-        per_page = interpret_int(query.get("per_page"), default=DEFAULT_PER_PAGE)
+        default_per_page = DEFAULT_MESSAGES_PER_PAGE if target.path == MESSAGES_PATH else None
+        per_page = interpret_int(
+            query.get("per_page"), default=default_per_page or DEFAULT_PER_PAGE
+        )
         per_page = min(per_page, self.max_per_page)
         login = handler.headers.get("api-login")
+        key = handler.headers.get("api-key")
+        rows: Callable[[], list[Any] | None]
         if target.path == LIST_PATH:
-            key = handler.headers.get("api-key")
-            status, fault, send = self._reply_to_list(handler, page, per_page, login, key)
+            rows = partial(self._rows, page, per_page)
+            status, fault, send = self._reply(handler, page, rows, login, key)
+        elif target.path == MESSAGES_PATH:
+            rows = partial(self._messages, query, page, per_page)
+            status, fault, send = self._reply(handler, page, rows, login, key)
         else:
             message = f"Unknown endpoint {target.path}"
             status, fault = 404, None
             send = partial(handler.send_error_object, 404, message=message)
-        record = RequestRecord(handler.path, query, page, per_page, status, fault, login)
+        record = RequestRecord(
+            handler.path, query, page, per_page, status, fault, login, time.monotonic()
+        )
         # Logged before sending, so a client that got its answer always finds it in the log.
         with self._lock:
             self._requests.append(record)
         send()
 
-    def _reply_to_list(
-        self, handler: _Handler, page: int, per_page: int, login: str | None, key: str | None
+    def _messages(self, query: Mapping[str, str], page: int, per_page: int) -> list[Any] | None:
+        """The messages a filtered request gets; None when the conversation does not exist."""
+        wanted = _CONVERSATION_FILTER.fullmatch(query.get("conversation_id", ""))
+        if wanted and wanted.group(1) not in self.unreadable_ids:
+            messages = self._store.messages(wanted.group(1))
+            if messages is None:
+                return None
+            return messages[(page - 1) * per_page : page * per_page]
+        # The sandbox's contacts have no e-mail or Facebook id: a filter on either finds nothing.
+        if query.get("email") or query.get("facebook_id", "").startswith("fid_"):
+            return []
+        return self._store.messages_page(page, per_page)
+
+    def _reply(
+        self,
+        handler: _Handler,
+        page: int,
+        rows: Callable[[], list[Any] | None],
+        login: str | None,
+        key: str | None,
     ) -> _Reply:
         self._run_actions()
         if login not in (self.api_login, self.read_only_login) or key != self.api_key:
@@ -443,9 +483,9 @@ class SandboxServer:
         kind = fault.kind if fault else None
         if fault is None or fault.kind == "slow":
             time.sleep(fault.delay if fault else 0.0)
-            return self._reply_with_rows(handler, page, per_page, kind)
+            return self._reply_with_rows(handler, rows(), kind)
         if fault.kind == "truncated":
-            body = orjson.dumps(self._store.page(page, per_page))
+            body = orjson.dumps(rows() or [])
             return None, kind, partial(handler.send_body, 200, body, truncate=True)
         if fault.kind == "reset":
             return None, kind, handler.reset
@@ -464,10 +504,9 @@ class SandboxServer:
         return status, kind, partial(handler.send_error_object, status, headers=headers)
 
     def _reply_with_rows(
-        self, handler: _Handler, page: int, per_page: int, kind: str | None
+        self, handler: _Handler, rows: list[Any] | None, kind: str | None
     ) -> _Reply:
-        rows = self._rows(page, per_page)
-        if not rows and self.past_end == "404":
+        if rows is None or (not rows and self.past_end == "404"):
             return 404, kind, partial(handler.send_error_object, 404)
         return 200, kind, partial(handler.send_body, 200, orjson.dumps(rows))
 

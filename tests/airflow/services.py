@@ -200,8 +200,13 @@ class Deployment:
         return loaded
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
-        """``success`` or ``failed`` once the run has ended, else None."""
-        state: str = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        """``success`` or ``failed`` once the run has ended, else None (also while a busy API
+        server is slow to answer)."""
+        try:
+            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        except requests.Timeout:
+            return None
+        state: str = response.json()["state"]
         return state if state in ("success", "failed") else None
 
 

@@ -165,7 +165,9 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
     page.goto(f"{deployment.api_url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Dag Docs").click()
     docs = page.get_by_role("dialog")
-    expect(docs).to_contain_text("Where the data lands: table conversations in schema octopush")
+    expect(docs).to_contain_text(
+        "Where the data lands: tables conversations and messages in schema octopush"
+    )
     expect(docs).to_contain_text("full_refresh")
     visit.step("dag-docs")
     page.keyboard.press("Escape")

@@ -30,7 +30,13 @@ from tests.airflow.support import (
     return_value,
     run_dag,
 )
-from tests.helpers import expected_table, loaded_table
+from tests.helpers import (
+    expected_messages,
+    expected_table,
+    list_requests,
+    loaded_messages,
+    loaded_table,
+)
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -69,6 +75,8 @@ def check_two_runs(
     assert summary["cursor"] == newest_cursor(sandbox)
     pipeline = restored_pipeline(destination, dataset_name=dataset, workdir=workdir / "after-1")
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
+    assert summary["messages"]["disagreeing"] == 0
 
     sandbox.store.add_new(5)
     sandbox.store.bump(3)
@@ -78,14 +86,21 @@ def check_two_runs(
     assert second.state == "success"
     summary = return_value(second)
     assert (summary["new"], summary["updated"], summary["pages"]) == (5, 3, 1)
-    assert [record.page for record in sandbox.requests] == [1]
+    assert [record.page for record in list_requests(sandbox)] == [1]
     assert summary["cursor"] == newest_cursor(sandbox)
     pipeline = restored_pipeline(destination, dataset_name=dataset, workdir=workdir / "after-2")
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
     destination_name = destination.destination_name
-    assert asset_events(second) == [
-        (f"x-dlt://{destination_name}/{dataset}/conversations", summary)
-    ]
+    events = dict(asset_events(second))
+    assert events.keys() == {
+        f"x-dlt://{destination_name}/{dataset}/{table}" for table in ("conversations", "messages")
+    }
+    assert events[f"x-dlt://{destination_name}/{dataset}/conversations"]["new"] == 5
+    assert events[f"x-dlt://{destination_name}/{dataset}/messages"] == {
+        **summary["messages"],
+        "load_id": summary["load_id"],
+    }
 
 
 def test_duckdb_dag_loads_everything_then_only_the_changes(
@@ -170,13 +185,30 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
 
     assert run.state == "success"
     log = "".join(capfd.readouterr())
-    assert "Loading Octopush conversations from connection 'octopush_default'" in log
+    assert "Loading Octopush conversations and messages from connection 'octopush_default'" in log
     assert api_key not in log
     assert api_key not in json.dumps(return_value(run))
     assert api_key not in json.dumps(asset_events(run))
     # The task registered the connection's password with Airflow's secrets masker, so a log
     # line that ever carried the key would show *** instead.
     assert redact(f"api-key: {api_key}") == "api-key: ***"
+
+
+@pytest.mark.parametrize(
+    ("resources", "tables"),
+    [(None, ["conversations", "messages"]), (["conversations"], ["conversations"])],
+)
+def test_the_operator_updates_one_asset_per_table_it_loads(resources, tables) -> None:
+    from octopush_provider.operators.octopush import (  # noqa: PLC0415
+        OctopushToDestinationOperator,
+    )
+
+    options = {} if resources is None else {"resources": resources}
+    operator = OctopushToDestinationOperator(task_id="load", destination="duckdb", **options)
+
+    assert [outlet.uri for outlet in operator.outlets] == [
+        f"x-dlt://duckdb/octopush/{table}" for table in tables
+    ]
 
 
 VARIABLE_DAG = """

@@ -59,7 +59,7 @@ def test_scheduler_runs_the_duckdb_dag_triggered_through_the_rest_api(
     assert DEFAULT_API_KEY not in str(summary)
     (task_log,) = airflow.home.glob(f"logs/dag_id={DAG_ID}/run_id=*/task_id={TASK_ID}/*.log")
     log = task_log.read_text()
-    assert "Loading Octopush conversations from connection 'octopush_default'" in log
+    assert "Loading Octopush conversations and messages from connection 'octopush_default'" in log
     assert DEFAULT_API_KEY not in log
     # dlt reads its `dlt_secrets_toml` variable through Airflow 2 APIs; the log stays free of that.
     assert "deprecated" not in log, [line for line in log.splitlines() if "deprecated" in line]

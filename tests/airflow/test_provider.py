@@ -106,7 +106,7 @@ def test_every_dag_page_says_what_it_does_its_params_and_where_the_data_lands() 
     for dag_id, dag in bag.dags.items():
         doc = dag.doc_md or ""
         assert doc.startswith("### "), dag_id
-        assert "**Where the data lands**: table `conversations`" in doc, dag_id
+        assert "**Where the data lands**: tables `conversations` and `messages`" in doc, dag_id
         for param in dag.params:
             assert f"`{param}`" in doc, (dag_id, param)
         assert "octopush_default" in doc, dag_id

@@ -110,6 +110,7 @@ def ours_run(base_url: str, workdir: Path, per_page: int, concurrency: int) -> d
         api_key=DEFAULT_API_KEY,
         base_url=base_url,
         per_page=per_page,
+        resources=["conversations"],  # the same table as rest_api's; messages_speed.py does both
         concurrency=concurrency,
     )
     started = time.perf_counter()

@@ -1,0 +1,104 @@
+"""First loads in slices, so that a load killed at 90 % does not start over.
+
+A first load reads every conversation and then, for each, its messages: on a big account that
+is hours of requests, and dlt commits a run (rows, cursor, state) only at its end. So a first
+load is a sequence of runs, one slice each, each committed on its own.
+
+The list is read newest-first, but slices are taken oldest-first: slice 1 holds the ``size``
+conversations with the oldest ``last_message_at``, slice 2 the next ``size`` after
+``done_upto`` (the newest instant of the slices done), and so on. The cursor dlt keeps is then
+always the newest instant loaded, exactly as for an incremental run, and a resumed load only
+has to know ``done_upto``: it reads the list (cheap pages) and requests messages only for the
+conversations after it. Reading newest-first slices instead would move the cursor to the newest
+conversation after slice 1, and the older ones would never be read again.
+
+Data moving during the backfill loses nothing: a conversation that gets a new message jumps
+past ``done_upto`` and is taken by a later slice (or, once the backfill is complete, by the next
+incremental run, since its instant is newer than the cursor). Rows that share the instant at a
+slice's edge all go into the next slice, so none is split off. Each slice takes at least one
+conversation, so the backfill ends; a slice that cannot take any raises instead.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY
+from octopush_provider.conversations import Conversation
+from octopush_provider.exceptions import OctopushConfigError
+
+
+@dataclass(kw_only=True)
+class Backfill:
+    """Where a first load stands, kept in the conversations resource's state."""
+
+    done_upto: datetime | None = None
+    done: int = 0
+    known: int = 0
+    complete: bool = False
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Backfill:
+        return cls(**state)
+
+    def as_state(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SliceSelector:
+    """Keeps the ``size`` oldest conversations after ``after`` from a read of the whole list.
+
+    Memory is bounded by ``size + 1`` rows, however long the list.
+    """
+
+    def __init__(self, *, after: datetime | None, size: int) -> None:
+        if size < 1:
+            raise OctopushConfigError(f"slice size must be >= 1, got {size}")
+        self._after = after
+        self._size = size
+        self._heap: list[tuple[float, int, Conversation]] = []
+        self._held: dict[str, datetime] = {}  # id -> instant of the newest version held
+        self._order = count()
+        self.candidates = 0
+
+    def offer(self, rows: list[Conversation]) -> None:
+        """Consider rows of the list; those at or before ``after`` are done already."""
+        for row in rows:
+            moment: datetime = row[CURSOR_COLUMN]
+            if self._after is not None and moment <= self._after:
+                continue
+            if self._held.get(row[PRIMARY_KEY]) == moment:
+                continue  # the same version again: a read that went over pages twice
+            self.candidates += 1
+            item = (-moment.timestamp(), next(self._order), row)
+            # One row more than a slice: the first left out tells where the slice must end.
+            if len(self._heap) <= self._size:
+                heapq.heappush(self._heap, item)
+            elif item[0] > self._heap[0][0]:
+                *_, dropped = heapq.heapreplace(self._heap, item)
+                if self._held.get(dropped[PRIMARY_KEY]) == dropped[CURSOR_COLUMN]:
+                    del self._held[dropped[PRIMARY_KEY]]
+            else:
+                continue
+            self._held[row[PRIMARY_KEY]] = moment
+
+    def take(self) -> tuple[list[Conversation], bool]:
+        """The slice, oldest first, and whether it is the last one."""
+        newest: dict[str, Conversation] = {}
+        for *_, row in sorted(self._heap, key=lambda item: (-item[0], item[1])):
+            newest[row[PRIMARY_KEY]] = row
+        rows = sorted(newest.values(), key=lambda row: row[CURSOR_COLUMN])
+        if self.candidates <= self._size:
+            return rows, True
+        edge = sorted(row[CURSOR_COLUMN] for *_, row in self._heap)[-1]
+        rows = [row for row in rows if row[CURSOR_COLUMN] < edge]
+        if not rows:
+            raise OctopushConfigError(
+                f"more than {self._size} conversations share last_message_at {edge.isoformat()}: "
+                "raise slice_conversations so that a slice can hold them all"
+            )
+        return rows, False

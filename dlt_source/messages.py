@@ -1,0 +1,193 @@
+"""The ``messages`` resource: a transformer reading the messages of every conversation read.
+
+Whatever the ``conversations`` resource yields in a run (new, updated, or re-read inside the
+lag) has its messages read, several conversations at once, and merged on ``message_id`` with the
+conversation's id added. A conversation whose answer cannot be its own (see
+:mod:`octopush_provider.messages`) is kept apart: nothing of it is loaded, it is named in the
+log and the summary, and it is read again at the start of every later run that reads messages,
+until it succeeds. Too many kept apart at once means the endpoint ignores every id: the run
+fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.extract.resource import DltResource
+
+from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.settings import (
+    BATCH_ROWS,
+    CURSOR_COLUMN,
+    MESSAGES_RESOURCE_NAME,
+    NAMED_IN_LOG,
+    PRIMARY_KEY,
+)
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES
+from octopush_provider.client import OctopushClient
+from octopush_provider.exceptions import OctopushMismatchError
+from octopush_provider.messages import MessageParent
+
+logger = logging.getLogger(__name__)
+
+# More conversations kept apart than this, and the endpoint is not reading ids at all.
+MAX_KEPT_APART = 100
+_PHONE = CONVERSATIONS.nested_prefix + "phone_number"
+_COUNT = "number_of_messages"
+
+
+@dataclass(kw_only=True)
+class MessagesRead:
+    """Figures of one run's messages read, for the summary."""
+
+    load_id: str  # the run these figures belong to: a run that reads no conversation writes none
+    conversations: int = 0
+    messages: int = 0
+    requests: int = 0
+    kept_apart: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
+    if not isinstance(conversations, pa.Table):  # the empty batch of a run with nothing new
+        return []
+    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT, CURSOR_COLUMN]).to_pydict()
+    return [
+        MessageParent(
+            conversation_id=cid, phone_number=phone, number_of_messages=count, last_message_at=at
+        )
+        for cid, phone, count, at in zip(
+            columns[PRIMARY_KEY],
+            columns[_PHONE],
+            columns[_COUNT],
+            columns[CURSOR_COLUMN],
+            strict=True,
+        )
+    ]
+
+
+class _Newest:
+    """The conversations read at the newest ``last_message_at`` so far, with their counts.
+
+    The conversations resource reads again the conversations at its cursor's instant (another
+    one may have arrived in the same second). With no lag, the messages of those whose count
+    did not change are not read again: a run with nothing new sends no message request.
+    """
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state.setdefault("newest_read", {"at": None, "counts": {}})
+
+    def unchanged(self, parent: MessageParent) -> bool:
+        at, counts = self._state["at"], self._state["counts"]
+        return (
+            at is not None
+            and parent.last_message_at == at
+            and counts.get(parent.conversation_id) == parent.number_of_messages
+        )
+
+    def note(self, parent: MessageParent) -> None:
+        at = parent.last_message_at
+        if at is None or (self._state["at"] is not None and at < self._state["at"]):
+            return
+        if at != self._state["at"]:
+            self._state["at"], self._state["counts"] = at, {}
+        self._state["counts"][parent.conversation_id] = parent.number_of_messages
+
+
+def _parent_state(parent: MessageParent) -> dict[str, Any]:
+    return {"phone_number": parent.phone_number, "number_of_messages": parent.number_of_messages}
+
+
+class _Reader:
+    """Reads the messages of the conversations of one run; retries what was kept apart before."""
+
+    def __init__(self, client: OctopushClient, *, reread_unchanged: bool) -> None:
+        self._client = client
+        self._reread_unchanged = reread_unchanged
+        self._figures = MessagesRead(load_id="")
+        self._retried = False
+        self._extra_types = ExtraTypes()
+
+    def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
+        load_id = dlt.current.load_package_state()["load_id"]
+        if load_id != self._figures.load_id:  # a new run of the same source object
+            self._figures, self._retried = MessagesRead(load_id=load_id), False
+            # Extra fields keep the type they took first: in the destination, or in this run.
+            table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
+            self._extra_types = ExtraTypes(table.get("columns"))
+        state = dlt.current.resource_state()
+        kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
+        newest = _Newest(state)
+        parents = _parents(conversations)
+        if not self._reread_unchanged:
+            parents = [parent for parent in parents if not newest.unchanged(parent)]
+        if not self._retried:
+            self._retried = True
+            fresh = {parent.conversation_id for parent in parents}
+            parents += [
+                MessageParent(conversation_id=cid, **saved)
+                for cid, saved in kept.items()
+                if cid not in fresh
+            ]
+        rows: list[dict[str, Any]] = []
+        for result in self._client.read_messages(parents):
+            cid = result.parent.conversation_id
+            self._figures.conversations += 1
+            self._figures.requests += result.requests
+            if result.error is not None:
+                self._keep_apart(kept, result.parent, result.error)
+                continue
+            kept.pop(cid, None)
+            newest.note(result.parent)
+            rows.extend({**message, PRIMARY_KEY: cid} for message in result.messages)
+            if len(rows) >= BATCH_ROWS:
+                yield self._table(rows)
+                rows = []
+        if rows:
+            yield self._table(rows)
+        self._figures.kept_apart = len(kept)
+        state["last_read"] = self._figures.as_dict()
+
+    def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        self._figures.messages += len(rows)
+        return to_table(rows, MESSAGES, extra_types=self._extra_types)
+
+    def _keep_apart(
+        self, kept: dict[str, dict[str, Any]], parent: MessageParent, error: OctopushMismatchError
+    ) -> None:
+        kept[parent.conversation_id] = _parent_state(parent)
+        if len(kept) > MAX_KEPT_APART:
+            raise OctopushMismatchError(
+                f"{len(kept)} conversations got messages that cannot be theirs: the messages "
+                "endpoint seems to ignore every conversation_id; check messages_path. "
+                f"Last: {error}"
+            )
+        if len(kept) <= NAMED_IN_LOG:
+            logger.warning("Octopush messages kept apart, retried next run: %s", error)
+
+
+def messages_resource(
+    conversations: DltResource, client: OctopushClient, *, lag: float
+) -> DltResource:
+    """The ``messages`` transformer of a ``conversations`` resource read with ``lag``."""
+    reader = _Reader(client, reread_unchanged=lag > 0)
+
+    def read(conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
+        yield from reader(conversations)
+
+    return dlt.transformer(
+        read,
+        data_from=conversations,
+        name=MESSAGES_RESOURCE_NAME,
+        table_name=MESSAGES.name,
+        primary_key=MESSAGES.primary_key,
+        write_disposition="merge",
+        columns=column_hints(MESSAGES),
+    )

@@ -1,0 +1,183 @@
+"""Reads one conversation's messages and refuses answers that cannot be its messages.
+
+The messages endpoint, like the list, ignores a parameter it cannot read *and still answers*:
+a ``conversation_id`` it does not understand yields the messages of other conversations. A
+message object does not say which conversation it belongs to, so nothing in the answer itself
+gives that away. The parent conversation does: it says how many messages it has and who the
+recipient is. An answer with more messages than that (beyond a few that may arrive during the
+read) or with a message to another phone number fails that conversation with
+:class:`~octopush_provider.exceptions.OctopushMismatchError`; its rows are never loaded.
+
+The read of a conversation ends when it has as many messages as the parent announced (one
+request for most conversations), or on an empty page or 404 as for the list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pendulum.parsing import ParserError
+
+from octopush_provider.conversations import to_utc
+from octopush_provider.exceptions import OctopushError, OctopushMismatchError, OctopushResponseError
+from octopush_provider.page import Page
+
+if TYPE_CHECKING:
+    from octopush_provider.client import OctopushClient
+
+MESSAGE_ID_FIELD = "message_id"
+CONVERSATION_ID_PARAM = "conversation_id"
+CONVERSATION_ID_PREFIX = "cid_"
+IDENTIFIERS_FIELD = "user_identifiers"
+PHONE_FIELD = "phone_number"
+# Messages that may arrive between the list read and the messages read of a conversation; more
+# than this beyond ``number_of_messages`` is taken as an answer about other conversations.
+ARRIVAL_SLACK = 10
+# Documented fields that hold free text: never mistaken for a timestamp, whatever they say.
+TEXT_FIELDS = frozenset(
+    {
+        "message_id",
+        "text",
+        "direction",
+        "delivery_status",
+        "channel",
+        "user_identifier",
+        "agent_assigned_to",
+        "contact_name",
+    }
+)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})")
+
+Message = dict[str, Any]
+
+
+def conversation_filter(conversation_id: str) -> str:
+    """The ``conversation_id`` filter as the endpoint wants it: ``cid_`` and the id."""
+    if conversation_id.startswith(CONVERSATION_ID_PREFIX):
+        return conversation_id
+    return CONVERSATION_ID_PREFIX + conversation_id
+
+
+def _invalid(page: int, index: int, problem: str) -> OctopushResponseError:
+    return OctopushResponseError(f"messages page {page}, item {index}: {problem}")
+
+
+def parse_message(raw: Any, *, page: int, index: int) -> Message:
+    """One API object to one record: a ``message_id`` is required; undocumented fields holding an
+    ISO 8601 timestamp with an offset become UTC datetimes, like the list's timestamps."""
+    if not isinstance(raw, dict):
+        raise _invalid(page, index, f"expected a message object, got {type(raw).__name__}")
+    record = raw.copy()
+    message_id = record.get(MESSAGE_ID_FIELD)
+    if message_id is None or isinstance(message_id, bool) or message_id == "":
+        raise _invalid(page, index, f"message has no '{MESSAGE_ID_FIELD}'")
+    record[MESSAGE_ID_FIELD] = str(message_id)
+    for name, value in record.items():
+        if name not in TEXT_FIELDS and type(value) is str and _TIMESTAMP.fullmatch(value):
+            try:
+                record[name] = to_utc(value)
+            except (ValueError, ParserError) as error:
+                raise _invalid(
+                    page, index, f"message {message_id!r} has an invalid '{name}': {error}"
+                ) from None
+    return record
+
+
+def parse_messages(items: list[Any], *, page: int) -> list[Message]:
+    """Parse every object of a page of messages."""
+    return [parse_message(item, page=page, index=index) for index, item in enumerate(items)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageParent:
+    """What the conversations list says about a conversation, to read and check its messages."""
+
+    conversation_id: str
+    phone_number: str | None = None
+    number_of_messages: int | None = None
+    last_message_at: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class ConversationMessages:
+    """The messages read for one conversation, or why none of them may be loaded."""
+
+    parent: MessageParent
+    messages: list[Message] = field(default_factory=list)
+    requests: int = 0
+    error: OctopushMismatchError | None = None
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+def _stranger(parent: MessageParent, messages: list[Message]) -> str | None:
+    """A phone number among the messages that is not the parent's recipient, if any."""
+    if not parent.phone_number:
+        return None
+    expected = _digits(parent.phone_number)
+    for message in messages:
+        identifiers = message.get(IDENTIFIERS_FIELD)
+        phone = identifiers.get(PHONE_FIELD) if isinstance(identifiers, dict) else None
+        if isinstance(phone, str) and phone and _digits(phone) != expected:
+            return phone
+    return None
+
+
+def check_messages(parent: MessageParent, messages: list[Message]) -> None:
+    """Raise :class:`OctopushMismatchError` when the answer cannot be this conversation's."""
+    filter_value = conversation_filter(parent.conversation_id)
+    expected = parent.number_of_messages
+    if expected is not None and len(messages) > expected + ARRIVAL_SLACK:
+        raise OctopushMismatchError(
+            f"conversation {parent.conversation_id!r} has {expected} messages but the API "
+            f"answered {len(messages)} for conversation_id={filter_value!r}: it probably could "
+            "not read that id and answered for other conversations; none of them is loaded"
+        )
+    stranger = _stranger(parent, messages)
+    if stranger is not None:
+        raise OctopushMismatchError(
+            f"the API answered conversation_id={filter_value!r} with a message to another "
+            f"phone number than the conversation's recipient: it probably could not read that "
+            "id and answered for other conversations; none of them is loaded"
+        )
+
+
+def read_conversation(client: OctopushClient, parent: MessageParent) -> ConversationMessages:
+    """Every message of one conversation, checked against its parent.
+
+    A mismatch is returned (the caller decides what to do with it); any other error is raised,
+    naming the conversation.
+    """
+    expected = parent.number_of_messages
+    received = 0
+
+    def enough(page: Page) -> bool:
+        nonlocal received
+        received += len(page.conversations)
+        return expected is not None and received >= expected
+
+    # Each non-empty page holds at least one message and the read stops once it has enough:
+    # this bound is never reached by a faithful answer.
+    max_pages = None if expected is None else expected + ARRIVAL_SLACK + 1
+    stream = client.iter_messages(parent.conversation_id, stop_when=enough, max_pages=max_pages)
+    unique: dict[str, Message] = {}
+    try:
+        for page in stream:
+            for message in page:
+                unique[message[MESSAGE_ID_FIELD]] = message
+    except OctopushError as error:
+        error.args = (f"messages of conversation {parent.conversation_id!r}: {error}",)
+        raise
+    result = ConversationMessages(
+        parent=parent, messages=list(unique.values()), requests=stream.report.requests
+    )
+    try:
+        check_messages(parent, result.messages)
+    except OctopushMismatchError as error:
+        result.messages, result.error = [], error
+    return result
