@@ -27,8 +27,12 @@ def lineage_of(pipeline: dlt.Pipeline, sandbox: SandboxServer) -> tuple[object, 
 
 
 def check_output(lineage: object, *, namespace: str, name: str, rows: int) -> None:
-    (output,) = lineage.outputs
-    assert (output.namespace, output.name) == (namespace, name)
+    (output,) = [table for table in lineage.outputs if table.name == name]
+    assert output.namespace == namespace
+    assert {table.name.rsplit(".", 1)[-1] for table in lineage.outputs} == {
+        "conversations",
+        "messages",
+    }
     fields = {field.name: field.type for field in output.facets["schema"].fields}
     assert fields.items() >= COLUMNS.items()
     assert output.outputFacets["outputStatistics"].rowCount == rows
