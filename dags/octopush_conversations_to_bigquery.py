@@ -12,7 +12,9 @@ the `google_cloud_default` connection (type Google Cloud: a service-account key 
 `$OCTOPUSH_DATASET`) of that project, partitioned by day of `last_message_at`.
 
 **Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
-tables and the cursor, then load everything again.
+tables and the cursor, then load everything again. `detect_deletes` (default false; on by itself
+in the run due Sunday at 03:00 UTC): read every page and flag the conversations deleted at the
+source in `_octopush_deleted_at`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import pendulum
 from airflow.sdk import DAG
 
 from octopush_provider.operators.octopush import (
+    WEEKLY_DELETE_CHECK,
     OctopushToDestinationOperator,
+    detect_deletes_param,
     full_refresh_param,
 )
 
@@ -36,7 +40,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": full_refresh_param()},
+    params={"full_refresh": full_refresh_param(), "detect_deletes": detect_deletes_param()},
     doc_md=__doc__,
     tags=["octopush", "bigquery"],
 ):
@@ -46,4 +50,5 @@ with DAG(
         destination_conn_id="google_cloud_default",
         dataset_name=os.environ.get("OCTOPUSH_DATASET", "octopush"),
         full_refresh="{{ params.full_refresh }}",
+        detect_deletes=WEEKLY_DELETE_CHECK,
     )

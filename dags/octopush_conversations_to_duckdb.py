@@ -10,7 +10,9 @@ file, incrementally: each run reads only the pages newer than the cursor kept in
 `$AIRFLOW_HOME/data/octopush_warehouse.duckdb`.
 
 **Params**: `full_refresh` (default false). Trigger with `{"full_refresh": true}` to drop the
-tables and the cursor, then load everything again.
+tables and the cursor, then load everything again. `detect_deletes` (default false; on by itself
+in the run due Sunday at 03:00 UTC): read every page and flag the conversations deleted at the
+source in `_octopush_deleted_at`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import pendulum
 from airflow.sdk import DAG
 
 from octopush_provider.operators.octopush import (
+    WEEKLY_DELETE_CHECK,
     OctopushToDestinationOperator,
+    detect_deletes_param,
     full_refresh_param,
 )
 
@@ -41,7 +45,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # two loads of one dataset at once would race on its cursor
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"full_refresh": full_refresh_param()},
+    params={"full_refresh": full_refresh_param(), "detect_deletes": detect_deletes_param()},
     doc_md=f"{__doc__}\nHere: schema `{DATASET}` of `{DUCKDB_PATH}`.\n",
     tags=["octopush", "duckdb"],
 ):
@@ -51,4 +55,5 @@ with DAG(
         duckdb_path=DUCKDB_PATH,
         dataset_name=DATASET,
         full_refresh="{{ params.full_refresh }}",
+        detect_deletes=WEEKLY_DELETE_CHECK,
     )

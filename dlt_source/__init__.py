@@ -17,13 +17,23 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.typing import TSecretStrValue
 from dlt.destinations.adapters import bigquery_adapter
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.backfill import Backfill, SliceSelector
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
+from octopush_dlt.deletions import (
+    DEFAULT_MIN_SHARE,
+    DELETION_HINTS,
+    DeletionPolicy,
+    full_read,
+    held_ids,
+    stamp_listed,
+)
 from octopush_dlt.messages import messages_resource
+from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     BATCH_ROWS,
@@ -37,7 +47,7 @@ from octopush_dlt.settings import (
     SOURCE_NAME,
     TABLE_NAME,
 )
-from octopush_dlt.tables import CONVERSATIONS
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES, TABLES
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
@@ -85,14 +95,18 @@ def _conversations(
     clock_skew: float,
     max_pages: int | None,
     slice_size: int | None,
+    privacy: PrivacyPolicy,
+    deletions: DeletionPolicy | None,
 ) -> Iterator[pa.Table]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
-    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`).
+    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`). With
+    ``deletions``, every conversation the list returns (see :mod:`octopush_dlt.deletions`).
     """
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
     previous = stored_cursor(state)
+    privacy.check_state(dlt.current.source_state(), loaded=previous is not None)
     if previous is not None and previous > horizon:
         logger.warning(
             "The stored cursor %s is in the future (left by an earlier version): reading every "
@@ -100,15 +114,23 @@ def _conversations(
             previous.isoformat(),
         )
         previous = start_date = None
+    saved = state.get("backfill")
+    # A backfill starts with the very first load and goes on until its last slice is done.
+    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
+    if deletions is not None and slicing:
+        logger.warning("Deletion check skipped: the first load is still going in slices")
+        deletions = None
     guard = ReadGuard(
-        start=previous - timedelta(seconds=lag) if previous is not None else start_date,
+        # A deletion check reads, and reloads, the whole list.
+        start=None
+        if deletions is not None
+        else previous - timedelta(seconds=lag)
+        if previous is not None
+        else start_date,
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
-    saved = state.get("backfill")
-    # A backfill starts with the very first load and goes on until its last slice is done.
-    slicing = bool(slice_size) and (previous is None if saved is None else not saved["complete"])
     # Every conversation of a slice is new to the table, wherever the cursor stands.
     tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
     coerced: Counter[str] = Counter()
@@ -121,14 +143,19 @@ def _conversations(
         tally.add(rows)
         for start_row in range(0, len(rows), BATCH_ROWS):
             batch = rows[start_row : start_row + BATCH_ROWS]
-            yield to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+            yield privacy.apply(
+                to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+            )
         state["backfill"] = backfill.as_state()
     else:
-        for batch in _batches(stream):
+        listed_at = datetime.now(UTC)
+        for batch in _batches(_checked(stream, client, deletions, max_pages)):
             rows = guard.keep(batch)
             if rows:
                 tally.add(rows)
-                yield to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+                arrow = to_table(rows, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
+                arrow = privacy.apply(arrow)
+                yield arrow if deletions is None else stamp_listed(arrow, listed_at)
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
     yield []
@@ -155,6 +182,26 @@ def _conversations(
         "slice": slicing,
         "load_id": dlt.current.load_package_state()["load_id"],
     }
+    if deletions is not None:
+        state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
+
+
+def _checked(
+    stream: PageStream,
+    client: OctopushClient,
+    deletions: DeletionPolicy | None,
+    max_pages: int | None,
+) -> Iterable[list[Conversation]]:
+    """The pages of the read; for a deletion check, also what moving data hid from them."""
+    if deletions is None:
+        return stream
+    pipeline = dlt.current.pipeline()
+    return full_read(
+        stream,
+        client=client,
+        held=lambda: held_ids(pipeline, table=TABLE_NAME, key=PRIMARY_KEY),
+        max_pages=max_pages,
+    )
 
 
 def _slice(
@@ -188,15 +235,19 @@ def conversations_resource(
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
     slice_size: int | None = None,
+    privacy: PrivacyPolicy | None = None,
+    deletions: DeletionPolicy | None = None,
 ) -> DltResource:
     """The ``conversations`` resource bound to a client; it keeps its cursor in its state."""
+    privacy = privacy or PrivacyPolicy()
+    hints = privacy.hints(_HINTS) | (DELETION_HINTS if deletions else {})
     resource = dlt.resource(
         _conversations,
         name=RESOURCE_NAME,
         table_name=TABLE_NAME,
         primary_key=PRIMARY_KEY,
         write_disposition="merge",
-        columns=_HINTS,
+        columns=hints,
     )(
         client,
         start_date=start_date,
@@ -204,6 +255,8 @@ def conversations_resource(
         clock_skew=clock_skew,
         max_pages=max_pages,
         slice_size=slice_size,
+        privacy=privacy,
+        deletions=deletions,
     )
     # Only BigQuery reads these: daily partitions on the cursor, clustered by id, so that the
     # merge of each run touches only recent partitions.
@@ -227,6 +280,12 @@ def octopush_source(
     clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     allow_insecure_http: bool = False,
     max_pages: int | None = None,
+    hash_columns: list[str] | None = None,
+    drop_columns: list[str] | None = None,
+    hash_secret: TSecretStrValue | None = dlt.secrets.value,
+    detect_deletes: bool = False,
+    deletes_mode: str = "soft",
+    deletes_min_share: float = DEFAULT_MIN_SHARE,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
@@ -240,8 +299,27 @@ def octopush_source(
     safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
     first load, where they were). Pass ``client`` to reuse a configured
     :class:`OctopushClient`; the credential and connection settings are then ignored.
+
+    ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
+    ``drop_columns`` removed, in every table that has them, before dlt sees them
+    (:mod:`octopush_dlt.privacy`). ``detect_deletes`` reads the whole list so that
+    :func:`octopush_dlt.runner.run_load` can flag (``deletes_mode="soft"``) or remove
+    (``"hard"``, with their messages) the conversations it no longer returns, unless it returns
+    fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
     """
     chosen = _check_resources(resources)
+    privacy = PrivacyPolicy.build(
+        hash_columns=hash_columns,
+        drop_columns=drop_columns,
+        hash_secret=hash_secret,
+        tables={table.name: table.schema.names for table in TABLES},
+        protected=(PRIMARY_KEY, CURSOR_COLUMN, MESSAGES.primary_key),
+    )
+    deletions = (
+        DeletionPolicy.build(mode=deletes_mode, min_share=deletes_min_share)
+        if detect_deletes
+        else None
+    )
     if isinstance(slice_conversations, bool) or not (
         isinstance(slice_conversations, int) and slice_conversations >= 1
     ):
@@ -291,10 +369,15 @@ def octopush_source(
         clock_skew=clock_skew_seconds,
         max_pages=max_pages,
         slice_size=slice_conversations if with_messages else None,
+        privacy=privacy,
+        deletions=deletions,
     )
     if not with_messages:
         return conversations
-    return [conversations, messages_resource(conversations, client, lag=lag_seconds)]
+    return [
+        conversations,
+        messages_resource(conversations, client, lag=lag_seconds, privacy=privacy),
+    ]
 
 
 def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from octopush_dlt.deletions import DEFAULT_MIN_SHARE, MODES
 from octopush_dlt.destinations import duckdb_credentials
 from octopush_dlt.settings import (
     DEFAULT_DATASET_NAME,
@@ -76,6 +77,37 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="safety cap on the pages one run reads; a capped run keeps the cursor (default: none)",
     )
+    parser.add_argument(
+        "--hash-column",
+        action="append",
+        dest="hash_columns",
+        metavar="NAME",
+        help="replace this column by its HMAC-SHA256, keyed by [sources.octopush] hash_secret "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--drop-column",
+        action="append",
+        dest="drop_columns",
+        metavar="NAME",
+        help="leave this column out of the warehouse (repeatable)",
+    )
+    parser.add_argument(
+        "--detect-deletes",
+        action="store_true",
+        help="read every page and flag the conversations the list no longer returns",
+    )
+    parser.add_argument(
+        "--deletes-mode",
+        choices=MODES,
+        help="with --detect-deletes: flag deleted conversations (soft, default) or remove them",
+    )
+    parser.add_argument(
+        "--deletes-min-share",
+        type=float,
+        help="with --detect-deletes: mark nothing if the list returns under this share of "
+        f"the table (default: {DEFAULT_MIN_SHARE:g})",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -92,6 +124,11 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         "lag_seconds": args.lag_seconds,
         "resources": args.resources,
         "max_pages": args.max_pages,
+        "hash_columns": args.hash_columns,
+        "drop_columns": args.drop_columns,
+        "detect_deletes": args.detect_deletes or None,
+        "deletes_mode": args.deletes_mode,
+        "deletes_min_share": args.deletes_min_share,
     }
     return {name: value for name, value in options.items() if value is not None}
 

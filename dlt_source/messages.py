@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import dlt
@@ -21,6 +21,7 @@ import pyarrow as pa
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.settings import (
     BATCH_ROWS,
     CURSOR_COLUMN,
@@ -58,6 +59,10 @@ class MessagesRead:
 def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
     if not isinstance(conversations, pa.Table):  # the empty batch of a run with nothing new
         return []
+    if _PHONE not in conversations.schema.names:  # dropped: nothing to check the answers with
+        conversations = conversations.append_column(
+            _PHONE, pa.nulls(conversations.num_rows, pa.string())
+        )
     columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT, CURSOR_COLUMN]).to_pydict()
     return [
         MessageParent(
@@ -108,8 +113,11 @@ def _parent_state(parent: MessageParent) -> dict[str, Any]:
 class _Reader:
     """Reads the messages of the conversations of one run; retries what was kept apart before."""
 
-    def __init__(self, client: OctopushClient, *, reread_unchanged: bool) -> None:
+    def __init__(
+        self, client: OctopushClient, *, reread_unchanged: bool, privacy: PrivacyPolicy
+    ) -> None:
         self._client = client
+        self._privacy = privacy
         self._reread_unchanged = reread_unchanged
         self._figures = MessagesRead(load_id="")
         self._retried = False
@@ -126,6 +134,8 @@ class _Reader:
         kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
         newest = _Newest(state)
         parents = _parents(conversations)
+        if self._privacy.touches(_PHONE):  # a pseudonym cannot be checked against an answer
+            parents = [replace(parent, phone_number=None) for parent in parents]
         if not self._reread_unchanged:
             parents = [parent for parent in parents if not newest.unchanged(parent)]
         if not self._retried:
@@ -157,7 +167,7 @@ class _Reader:
 
     def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
         self._figures.messages += len(rows)
-        return to_table(rows, MESSAGES, extra_types=self._extra_types)
+        return self._privacy.apply(to_table(rows, MESSAGES, extra_types=self._extra_types))
 
     def _keep_apart(
         self, kept: dict[str, dict[str, Any]], parent: MessageParent, error: OctopushMismatchError
@@ -174,10 +184,18 @@ class _Reader:
 
 
 def messages_resource(
-    conversations: DltResource, client: OctopushClient, *, lag: float
+    conversations: DltResource,
+    client: OctopushClient,
+    *,
+    lag: float,
+    privacy: PrivacyPolicy | None = None,
 ) -> DltResource:
-    """The ``messages`` transformer of a ``conversations`` resource read with ``lag``."""
-    reader = _Reader(client, reread_unchanged=lag > 0)
+    """The ``messages`` transformer of a ``conversations`` resource read with ``lag``.
+
+    ``privacy`` hashes and drops columns of the messages as it does those of the conversations.
+    """
+    privacy = privacy or PrivacyPolicy()
+    reader = _Reader(client, reread_unchanged=lag > 0, privacy=privacy)
 
     def read(conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         yield from reader(conversations)
@@ -189,5 +207,5 @@ def messages_resource(
         table_name=MESSAGES.name,
         primary_key=MESSAGES.primary_key,
         write_disposition="merge",
-        columns=column_hints(MESSAGES),
+        columns=privacy.hints(column_hints(MESSAGES)),
     )

@@ -21,6 +21,7 @@ from dlt.common.pipeline import TRefreshMode
 from dlt.extract.source import DltSource
 
 from octopush_dlt.cursor import stored_cursor
+from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.settings import (
     MAX_SLICES,
     MESSAGES_RESOURCE_NAME,
@@ -92,6 +93,7 @@ class LoadSummary:
     read_seconds: float
     slices: int = 1
     messages: MessagesSummary | None = None
+    deletions: dict[str, Any] | None = None
 
     @property
     def conversations_loaded(self) -> int:
@@ -124,7 +126,17 @@ class LoadSummary:
         ]
         if self.slices > 1:
             lines.append(f"  first load committed in {self.slices} slices")
-        return lines + (self.messages.lines() if self.messages else [])
+        return lines + (self.messages.lines() if self.messages else []) + self._deletion_lines()
+
+    def _deletion_lines(self) -> list[str]:
+        if self.deletions is None:
+            return []
+        found = self.deletions
+        verb = "removed" if found["mode"] == "hard" else "flagged deleted"
+        return [
+            f"  deletions: {found['seen']} of {found['held']} conversations still listed; "
+            f"{found['marked']} {verb} at {found['deleted_at']}"
+        ]
 
 
 # A load makes millions of short-lived objects and almost no reference cycles: with Python's
@@ -201,7 +213,8 @@ def run_load(
 
     ``full_refresh`` drops the tables and cursor first. Parquet load files when the destination
     takes them: dlt then copies our Arrow tables straight into the warehouse instead of
-    inserting row by row.
+    inserting row by row. After a source built with ``detect_deletes``, the conversations the
+    list no longer returns are flagged or removed (:mod:`octopush_dlt.deletions`).
     """
     caps = pipeline.destination.capabilities()
     file_format: TLoaderFileFormat | None = (
@@ -245,6 +258,20 @@ def run_load(
             kept_apart=len(kept),
             disagreeing=_disagreeing(pipeline),
         )
+    found = None
+    if "deletions" in last:
+        check_complete(last.get("stop_reason"))
+        policy, listed_at = DeletionPolicy.from_record(last["deletions"])
+        children = [(MESSAGES_TABLE_NAME, PRIMARY_KEY)]
+        report = mark_deleted(
+            pipeline,
+            table=TABLE_NAME,
+            key=PRIMARY_KEY,
+            policy=policy,
+            listed_at=listed_at,
+            children=[child for child in children if child[0] in pipeline.default_schema.tables],
+        )
+        found = report.as_dict()
     totals = _sum(reads, _SUMMED)
     return LoadSummary(
         pipeline_name=pipeline.pipeline_name,
@@ -266,4 +293,5 @@ def run_load(
         read_seconds=totals["elapsed_seconds"],
         slices=slices,
         messages=messages,
+        deletions=found,
     )

@@ -87,6 +87,13 @@ CONNECTION_FIELDS: dict[str, Any] = {
         "description": "Send the API key over plain http to a non-loopback host (proxies only).",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    # "secret" in the name makes Airflow's masker hide it; "password" makes the form hide it.
+    "hash_secret": {
+        "label": "Hash secret",
+        "description": "Keys the HMAC that replaces the columns an operator hashes "
+        "(hash_columns). Changing it needs a full refresh.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {

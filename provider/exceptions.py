@@ -4,6 +4,9 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
 
     OctopushError
     ├── OctopushConfigError       bad client settings (also a ValueError); raised before any I/O
+    │   └── OctopushPrivacyError  hashing/dropping settings that are wrong or differ from the
+    │                             ones the tables were loaded with
+    ├── OctopushDeletionError     deletion detection refused to mark rows (the list looked broken)
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     │   └── OctopushMismatchError messages that cannot belong to the conversation asked about
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
@@ -35,6 +38,14 @@ class OctopushConfigError(OctopushError, ValueError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class OctopushPrivacyError(OctopushConfigError):
+    """Columns to hash or drop are wrong, the secret is missing, or they changed since the load."""
+
+
+class OctopushDeletionError(OctopushError):
+    """Deletion detection saw too few conversations to trust the list, and marked none."""
 
 
 class OctopushResponseError(OctopushError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dlt
+import psycopg2
 import pytest
 
 from octopush_provider.client import OctopushClient
@@ -18,6 +20,7 @@ from octopush_provider.sandbox import (
     ConversationStore,
     SandboxServer,
 )
+from tests.helpers import POSTGRES_URL
 
 # Outside an Airflow task dlt need not probe Airflow for secrets; it is slow and writes files.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
@@ -84,3 +87,13 @@ def make_pipeline(tmp_path: Path) -> Callable[..., dlt.Pipeline]:
         )
 
     return make
+
+
+@pytest.fixture
+def postgres_dataset() -> Iterator[str]:
+    """A schema of its own in the test database, dropped afterwards."""
+    name = f"octopush_{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        cursor.execute(f"DROP SCHEMA IF EXISTS {name}_staging CASCADE")

@@ -19,6 +19,8 @@ from octopush_provider.sandbox import (
 )
 from octopush_provider.sandbox.server import LIST_PATH, MESSAGES_PATH
 
+POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
+
 
 def ids(rows: list[dict[str, Any]]) -> list[str]:
     """The conversation ids of rows, in order."""

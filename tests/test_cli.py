@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from octopush_dlt.privacy import hmac_hex
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from tests.helpers import expected_table
 
@@ -177,6 +178,49 @@ def test_full_refresh_reloads_everything(tmp_path, make_sandbox, flag):
     assert result.returncode == 0, result.stderr
     assert "new 250" in result.stdout
     assert len(_table(tmp_path)) == 250
+
+
+def test_hash_drop_and_detect_deletes_flags(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=200)
+    env = _sandbox_environment(tmp_path, sandbox) | {"SOURCES__OCTOPUSH__HASH_SECRET": "cli-pepper"}
+    privacy = ("--hash-column", "recipient_details__phone_number", "--drop-column", "last_message")
+    assert _load(tmp_path, env, *privacy).returncode == 0
+    deleted = sandbox.store.delete(row["conversation_id"] for row in sandbox.store.snapshot()[:2])
+
+    result = _load(tmp_path, env, *privacy, "--detect-deletes")
+
+    assert result.returncode == 0, result.stderr
+    assert "deletions: 198 of 200 conversations still listed; 2 flagged deleted" in result.stdout
+    with duckdb.connect(str(tmp_path / f"{PIPELINE}.duckdb"), read_only=True) as db:
+        columns = [row[0] for row in db.execute("DESCRIBE octopush.conversations").fetchall()]
+        flagged = db.execute(
+            "SELECT conversation_id FROM octopush.conversations "
+            "WHERE _octopush_deleted_at IS NOT NULL"
+        ).fetchall()
+        phones = {
+            row[0]
+            for row in db.execute(
+                "SELECT recipient_details__phone_number FROM octopush.conversations"
+            ).fetchall()
+        }
+    assert "last_message" not in columns
+    assert {cid for (cid,) in flagged} == set(deleted)
+    assert (
+        hmac_hex(b"cli-pepper", sandbox.store.snapshot()[0]["recipient_details"]["phone_number"])
+        in phones
+    )
+
+
+def test_an_unknown_column_exits_with_the_columns_that_exist(tmp_path, make_sandbox):
+    sandbox = make_sandbox(conversations=10)
+
+    result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), "--drop-column", "phone")
+
+    assert result.returncode == 1
+    assert "octopush-load: no table has the column(s) phone; the columns are conversations: " in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
 
 
 def _tables(tmp_path: Path) -> dict[str, int]:

@@ -7,14 +7,12 @@ pipeline extracts and normalises with the partition and cluster hints BigQuery w
 from __future__ import annotations
 
 import re
-import uuid
 
 import dlt
-import psycopg2
-import pytest
 
 from octopush_dlt.runner import run_load
 from tests.helpers import (
+    POSTGRES_URL,
     expected_messages,
     expected_table,
     list_requests,
@@ -23,18 +21,6 @@ from tests.helpers import (
     message_requests,
     sandbox_source,
 )
-
-POSTGRES_URL = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
-
-
-@pytest.fixture
-def postgres_dataset():
-    """A schema of its own in the test database, dropped afterwards."""
-    name = f"octopush_{uuid.uuid4().hex[:8]}"
-    yield name
-    with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        cursor.execute(f"DROP SCHEMA IF EXISTS {name}_staging CASCADE")
 
 
 def test_postgres_full_then_incremental_load_of_both_tables_equals_the_sandbox(

@@ -29,7 +29,10 @@ from octopush_provider.settings import (
     LOAD_CONCURRENCY,
 )
 
-__all__ = ["OctopushHook", "as_bool", "client_options"]
+__all__ = ["HASH_SECRET_EXTRA", "OctopushHook", "as_bool", "client_options"]
+
+# Not a client option: the dlt source reads it, to key the HMAC of hashed columns.
+HASH_SECRET_EXTRA = "hash_secret"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -174,7 +177,9 @@ class OctopushHook(BaseHook):
                 f"write it there (https://host:{conn.port}/...) and set Port to 0"
             )
         options = client_options(conn.extra_dejson, where=where)
-        unknown = sorted(conn.extra_dejson.keys() - _EXTRAS.keys() - _RETIRED_EXTRAS.keys())
+        unknown = sorted(
+            conn.extra_dejson.keys() - _EXTRAS.keys() - _RETIRED_EXTRAS.keys() - {HASH_SECRET_EXTRA}
+        )
         if unknown:
             self.log.warning(
                 "%s: ignoring unknown extras %s (known: %s)", where, unknown, sorted(_EXTRAS)
@@ -193,6 +198,11 @@ class OctopushHook(BaseHook):
             raise OctopushConfigError(
                 f"{where} is misconfigured: {error}", setting=error.setting
             ) from None
+
+    def hash_secret(self) -> str | None:
+        """The connection's ``hash_secret`` extra, which keys hashed columns; None when unset."""
+        value = self.get_connection(self.octopush_conn_id).extra_dejson.get(HASH_SECRET_EXTRA)
+        return str(value) if value else None
 
     def get_conn(self) -> OctopushClient:
         """The :class:`OctopushClient` of the connection; nothing is sent until it reads."""

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from octopush_provider.operators.lineage import LoadLineage
 
 __all__ = [
+    "WEEKLY_DELETE_CHECK",
     "OctopushToDestinationOperator",
     "conversations_asset",
+    "detect_deletes_param",
     "full_refresh_param",
     "table_asset",
 ]
@@ -63,6 +65,16 @@ def _without_dlt_airflow_deprecations() -> Iterator[None]:
         yield
 
 
+# ``detect_deletes`` for an hourly DAG with a ``detect_deletes`` param: on when a run asks for it,
+# and once a week (the run due Sunday at 03:00 UTC). The check runs inside the hourly DAG rather
+# than a DAG of its own, so that no other load of the table can run while it marks deletions.
+# ``run_after``, unlike ``data_interval_end``, exists for runs triggered without a logical date.
+WEEKLY_DELETE_CHECK = (
+    "{{ params.detect_deletes"
+    " or (dag_run.run_after.weekday() == 6 and dag_run.run_after.hour == 3) }}"
+)
+
+
 def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
     """The Asset of the conversations table: see :func:`table_asset`."""
     return table_asset(destination=destination, dataset_name=dataset_name, table=TABLES[0])
@@ -86,6 +98,20 @@ def full_refresh_param() -> Param:
         type="boolean",
         title="Full refresh",
         description="Drop the table and the cursor, then load every conversation again.",
+    )
+
+
+def detect_deletes_param() -> Param:
+    """The DAG param that lets a manual run check for deleted conversations.
+
+    Declare it as ``params={"detect_deletes": detect_deletes_param()}`` and pass the operator
+    ``detect_deletes=WEEKLY_DELETE_CHECK`` (or ``"{{ params.detect_deletes }}"``).
+    """
+    return Param(
+        False,
+        type="boolean",
+        title="Detect deletions",
+        description="Read every page and flag the conversations deleted at the source.",
     )
 
 
@@ -113,6 +139,14 @@ class OctopushToDestinationOperator(BaseOperator):
         (it is the source's ``start_date``, renamed so as not to clash with the operator's).
     :param lag_seconds: how far behind the cursor every run re-reads (the source's default when
         ``None``).
+    :param hash_columns: columns replaced by their HMAC-SHA256, keyed by the Octopush connection's
+        ``hash_secret`` extra, before they leave the worker.
+    :param drop_columns: columns left out of the warehouse.
+    :param detect_deletes: read every page and flag (``deletes_mode="soft"``) or remove
+        (``"hard"``) the conversations the list no longer returns. Templated, so a DAG can
+        turn it on for one run a week.
+    :param deletes_min_share: mark nothing when the list returns under this share of the
+        table (the source's default, 0.5, when ``None``).
     :param resources: the tables to load: ``["conversations"]`` or, by default, both
         conversations and messages.
 
@@ -130,6 +164,7 @@ class OctopushToDestinationOperator(BaseOperator):
         "duckdb_path",
         "full_refresh",
         "since",
+        "detect_deletes",
     )
 
     def __init__(
@@ -145,6 +180,11 @@ class OctopushToDestinationOperator(BaseOperator):
         full_refresh: bool | str = False,
         since: str | None = None,
         lag_seconds: float | None = None,
+        hash_columns: Sequence[str] | None = None,
+        drop_columns: Sequence[str] | None = None,
+        detect_deletes: bool | str = False,
+        deletes_mode: str = "soft",
+        deletes_min_share: float | None = None,
         resources: Sequence[str] = TABLES,
         **kwargs: Any,
     ) -> None:
@@ -168,6 +208,11 @@ class OctopushToDestinationOperator(BaseOperator):
         self.lag_seconds = lag_seconds
         self._client: OctopushClient | None = None
         self._lineage: LoadLineage | None = None
+        self.hash_columns = list(hash_columns or [])
+        self.drop_columns = list(drop_columns or [])
+        self.detect_deletes = detect_deletes
+        self.deletes_mode = deletes_mode
+        self.deletes_min_share = deletes_min_share
         # Not ``self.resources``: BaseOperator keeps its executor resources there.
         self.tables = list(resources)
 
@@ -185,12 +230,8 @@ class OctopushToDestinationOperator(BaseOperator):
         from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
         from octopush_provider.operators.lineage import describe_load  # noqa: PLC0415
 
-        try:
-            full_refresh = as_bool(self.full_refresh)
-        except ValueError:
-            raise OctopushConfigError(
-                f"full_refresh must be true or false, got {self.full_refresh!r}"
-            ) from None
+        full_refresh = _flag("full_refresh", self.full_refresh)
+        detect_deletes = _flag("detect_deletes", self.detect_deletes)
         destination = build_destination(
             self.destination,
             dataset_name=self.dataset_name,
@@ -202,9 +243,18 @@ class OctopushToDestinationOperator(BaseOperator):
             duckdb_path=self.duckdb_path,
             options=self.destination_options,
         )
-        source_options: dict[str, Any] = {"start_date": self.since, "resources": self.tables}
+        source_options: dict[str, Any] = {
+            "start_date": self.since,
+            "resources": self.tables,
+            "hash_columns": self.hash_columns,
+            "drop_columns": self.drop_columns,
+            "detect_deletes": detect_deletes,
+            "deletes_mode": self.deletes_mode,
+        }
         if self.lag_seconds is not None:
             source_options["lag_seconds"] = self.lag_seconds
+        if self.deletes_min_share is not None:
+            source_options["deletes_min_share"] = self.deletes_min_share
         self.log.info(
             "Loading Octopush %s from connection %r into %s dataset %r (pipeline %r%s)",
             " and ".join(self.tables),
@@ -214,8 +264,15 @@ class OctopushToDestinationOperator(BaseOperator):
             self.pipeline_name,
             ", full refresh" if full_refresh else "",
         )
+        hook = OctopushHook(octopush_conn_id=self.octopush_conn_id)
+        if self.hash_columns:
+            source_options["hash_secret"] = hook.hash_secret()
+            if not source_options["hash_secret"]:
+                raise OctopushConfigError(
+                    f"hash_columns needs a secret: set the extra 'hash_secret' of {hook.where}"
+                )
         with (
-            OctopushHook(octopush_conn_id=self.octopush_conn_id).get_conn() as client,
+            hook.get_conn() as client,
             tempfile.TemporaryDirectory(prefix="octopush-dlt-") as pipelines_dir,
         ):
             self._client = client
@@ -253,6 +310,8 @@ class OctopushToDestinationOperator(BaseOperator):
                 summary["messages"]["kept_apart"],
                 summary["messages"]["disagreeing"],
             )
+        if summary["deletions"]:
+            self.log.info("Deletion detection: %s", summary["deletions"])
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 table = outlet.uri.rsplit("/", 1)[-1]
@@ -280,3 +339,11 @@ class OctopushToDestinationOperator(BaseOperator):
         if self._client is not None:
             self.log.warning("Task killed: cancelling the Octopush read")
             self._client.cancel()
+
+
+def _flag(name: str, value: bool | str) -> bool:
+    """A boolean argument, also from a rendered template (``"True"``, ``"false"``)."""
+    try:
+        return as_bool(value)
+    except ValueError:
+        raise OctopushConfigError(f"{name} must be true or false, got {value!r}") from None

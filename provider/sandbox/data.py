@@ -146,11 +146,12 @@ def _newest_first(entry: _Entry) -> tuple[int, str]:
 class ConversationStore:
     """Conversations served newest-first by ``last_message_at`` (or shuffled), safe across threads.
 
-    Mutations (``add_new``, ``bump``, ``bump_ids``) mimic a live account: new and active
-    conversations move to the top, shifting everything else down. ``add_at`` makes what a live
-    account does on a bad day: a message stamped before the newest (it became visible late), two
-    conversations at the same second, a server clock in the future. ``rewrite`` serves any
-    JSON value in any field, as a server with a bug would.
+    Mutations (``add_new``, ``bump``, ``bump_ids``, ``delete``) mimic a live account: new and
+    active conversations move to the top, shifting everything else down; deleted ones vanish,
+    shifting the rows below them up. ``add_at`` makes what a live account does on a bad day: a
+    message stamped before the newest (it became visible late), two conversations at the same
+    second, a server clock in the future. ``rewrite`` serves any JSON value in any field, as a
+    server with a bug would.
     """
 
     def __init__(self, *, seed: int = 7, offsets: str = "paris", shuffled: bool = False) -> None:
@@ -293,9 +294,7 @@ class ConversationStore:
         """Give each conversation in ``ids`` a new message, moving it to the top; return the ids."""
         bumped = list(ids)
         with self._lock:
-            missing = [cid for cid in bumped if cid not in self._entries]
-            if missing:
-                raise KeyError(f"unknown conversation ids: {missing}")
+            self._check_known(bumped)
             for cid in bumped:
                 entry = self._entries[cid]
                 entry.last = self._next_instant()
@@ -306,6 +305,21 @@ class ConversationStore:
                 self._recency.remove(entry)
                 self._place(entry)
         return bumped
+
+    def delete(self, ids: Iterable[str]) -> list[str]:
+        """Delete the conversations in ``ids``, moving the rows below them up; return the ids."""
+        deleted = list(ids)
+        with self._lock:
+            self._check_known(deleted)
+            for cid in deleted:
+                self._recency.remove(self._entries.pop(cid))
+            self._shuffled_order = None
+        return deleted
+
+    def _check_known(self, ids: list[str]) -> None:
+        missing = [cid for cid in ids if cid not in self._entries]
+        if missing:
+            raise KeyError(f"unknown conversation ids: {missing}")
 
     def _place(self, entry: _Entry) -> str:
         """Put an entry in its place in the served order; return its id."""

@@ -88,3 +88,21 @@ def postgres_dataset() -> Iterator[str]:
         for schema in (name, f"{name}_staging"):
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     conn.close()
+
+
+@pytest.fixture
+def point_octopush_at(set_connection: Callable[..., None]) -> Callable[..., None]:
+    """Make ``octopush_default`` the sandbox's account: ``point_octopush_at(sandbox, **extra)``."""
+    from octopush_provider.sandbox import DEFAULT_API_LOGIN  # noqa: PLC0415
+
+    def point(sandbox: Any, **extra: Any) -> None:
+        set_connection(
+            "octopush_default",
+            conn_type="octopush",
+            login=DEFAULT_API_LOGIN,
+            password=sandbox.api_key,
+            host=sandbox.base_url,
+            extra=extra,
+        )
+
+    return point

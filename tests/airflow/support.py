@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import dlt
     from airflow.models.dagrun import DagRun
 
@@ -35,12 +37,19 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     )
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **task_settings: Any) -> DagRun:
+def run_dag(
+    dag_id: str,
+    conf: dict[str, Any] | None = None,
+    *,
+    run_after: datetime | None = None,
+    **task_settings: Any,
+) -> DagRun:
     """Parse ``dags/`` as the DAG processor would and run one DAG with ``dag.test()``.
 
-    ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI. Retries are turned
-    off: the example DAGs retry after minutes, and a test should fail now. ``task_settings``
-    (e.g. ``execution_timeout``) are set on every task.
+    ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI; ``run_after`` the
+    moment the run is due (now by default). Retries are turned off: the example DAGs retry after
+    minutes, and a test should fail now. ``task_settings`` (e.g. ``execution_timeout``) are set
+    on every task.
     """
     from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415
 
@@ -51,7 +60,7 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **task_settings: An
         task.retries = 0
         for name, value in task_settings.items():
             setattr(task, name, value)
-    dag_run: DagRun = dag.test(run_conf=conf)
+    dag_run: DagRun = dag.test(run_after=run_after, run_conf=conf)
     return dag_run
 
 

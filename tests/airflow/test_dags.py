@@ -43,22 +43,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 SUMMARY_KEYS = {"conversations_loaded", "pages", "cursor", "load_id", "new", "updated"}
 
 
-@pytest.fixture
-def point_octopush_at(set_connection: Callable[..., None]) -> Callable[[SandboxServer], None]:
-    """Make ``octopush_default`` the sandbox's account."""
-
-    def point(sandbox: SandboxServer) -> None:
-        set_connection(
-            "octopush_default",
-            conn_type="octopush",
-            login=DEFAULT_API_LOGIN,
-            password=sandbox.api_key,
-            host=sandbox.base_url,
-        )
-
-    return point
-
-
 def newest_cursor(sandbox: SandboxServer) -> str:
     return max(to_utc(row["last_message_at"]) for row in sandbox.store.snapshot()).isoformat()
 

@@ -81,6 +81,8 @@ def test_connection_form_relabels_fields_and_offers_the_extras(deployment: Deplo
     assert fields["port"]["title"] == "Port (enter 0 for the Test button)"
     assert fields["url_schema"]["hidden"]
     assert set(octopush["extra_fields"]) == set(CONNECTION_FIELDS)
+    # The form shows the hash secret as a password input.
+    assert octopush["extra_fields"]["hash_secret"]["schema"]["format"] == "password"
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,12 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
         if widget["class"] == "octopush_provider.hooks.octopush.OctopushHook"
     }
     assert widgets == {f"extra__octopush__{name}" for name in CONNECTION_FIELDS}
-    assert set(CONNECTION_FIELDS) >= {"request_deadline", "max_response_bytes", "max_pages"}
+    assert set(CONNECTION_FIELDS) >= {
+        "request_deadline",
+        "max_response_bytes",
+        "max_pages",
+        "hash_secret",
+    }
     assert {"field_behaviours": "octopush"} in output["behaviours"]
 
 
