@@ -9,7 +9,7 @@ as a JSON list of connection ids in the `octopush_accounts` Variable, e.g.
 `["octopush_acme", "octopush_globex"]`; and the `octopush_postgres` connection (type Postgres;
 its Database field names the database).
 
-**Where the data lands**: table `conversations` in a schema per account,
+**Where the data lands**: tables `conversations` and `messages` in a schema per account,
 `<OCTOPUSH_DATASET>_<account>`: the connection id without its `octopush_` prefix, after
 `octopush` (or `$OCTOPUSH_DATASET`); `octopush_acme` lands in `octopush_acme.conversations`.
 Each schema keeps its own cursor, so conversation ids two accounts share never meet.
