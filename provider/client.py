@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +27,7 @@ from octopush_provider.conversations import ID_FIELD, Conversation, parse_page
 from octopush_provider.endpoint import Endpoint
 from octopush_provider.exceptions import (
     OctopushAuthError,
+    OctopushCancelledError,
     OctopushConfigError,
     OctopushConnectionError,
     OctopushError,
@@ -188,6 +190,7 @@ class OctopushClient:
         self.max_pages = max_pages
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
+        self._cancelled = threading.Event()
 
     def __repr__(self) -> str:
         return (
@@ -219,6 +222,18 @@ class OctopushClient:
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
+
+    def cancel(self) -> None:
+        """Stop every read of this client, from any thread (e.g. a task's ``on_kill``).
+
+        A request under way finishes, but no page is returned after this: every read, its
+        prefetching threads and any wait for a retry raise :class:`OctopushCancelledError`.
+        """
+        self._cancelled.set()
+
+    def _raise_if_cancelled(self, number: int) -> None:
+        if self._cancelled.is_set():
+            raise OctopushCancelledError(f"the read was cancelled before page {number} was read")
 
     def __enter__(self) -> OctopushClient:
         return self
@@ -323,9 +338,11 @@ class OctopushClient:
         slept = 0.0
         started = time.monotonic()
         for attempt in range(1, retry.max_attempts + 1):
-            self._throttle.wait()
+            self._throttle.wait(self._cancelled)
+            self._raise_if_cancelled(number)
             try:
                 conversations, table, end = self._attempt(number, per_page, endpoint)
+                self._raise_if_cancelled(number)
                 return Page(
                     number=number,
                     conversations=conversations,
@@ -350,7 +367,7 @@ class OctopushClient:
                 if failure.retry_after is not None or getattr(error, "status_code", 0) == 429:
                     self._throttle.hold(delay)
                 else:
-                    time.sleep(delay)
+                    self._cancelled.wait(delay)
                 slept += delay
         error.args = (
             f"{error} (gave up on page {number} after {attempt} attempt(s) "

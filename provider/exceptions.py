@@ -10,6 +10,7 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     │   └── OctopushMismatchError messages that cannot belong to the conversation asked about
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
+    ├── OctopushCancelledError    the read was cancelled (:meth:`OctopushClient.cancel`)
     ├── OctopushStalledReadError  a reader waited for a page that no worker can deliver (a bug)
     └── OctopushHTTPError         an error status
         ├── OctopushAuthError     401 or 403: wrong credentials, or the login may not read
@@ -57,6 +58,10 @@ class OctopushMismatchError(OctopushResponseError):
 
 class OctopushConnectionError(OctopushError):
     """The API could not be reached, or did not answer in time, even after retrying."""
+
+
+class OctopushCancelledError(OctopushError):
+    """The client was cancelled (a killed or timed-out task): no more pages are read."""
 
 
 class OctopushStalledReadError(OctopushError):

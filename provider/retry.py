@@ -86,11 +86,11 @@ class Throttle:
         with self._lock:
             self._open_at = max(self._open_at, time.monotonic() + seconds)
 
-    def wait(self) -> float:
-        """Block until the gate opens; returns the seconds waited."""
+    def wait(self, cancelled: threading.Event) -> float:
+        """Block until the gate opens or ``cancelled`` is set; returns the seconds waited."""
         with self._lock:
             pause = self._open_at - time.monotonic()
         if pause > 0:
-            time.sleep(pause)
+            cancelled.wait(pause)
             return pause
         return 0.0

@@ -23,6 +23,9 @@ from octopush_provider.hooks.octopush import OctopushHook, as_bool
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from octopush_provider.client import OctopushClient
+    from octopush_provider.operators.lineage import LoadLineage
+
 __all__ = [
     "WEEKLY_DELETE_CHECK",
     "OctopushToDestinationOperator",
@@ -203,6 +206,8 @@ class OctopushToDestinationOperator(BaseOperator):
         self.full_refresh = full_refresh
         self.since = since
         self.lag_seconds = lag_seconds
+        self._client: OctopushClient | None = None
+        self._lineage: LoadLineage | None = None
         self.hash_columns = list(hash_columns or [])
         self.drop_columns = list(drop_columns or [])
         self.detect_deletes = detect_deletes
@@ -223,6 +228,7 @@ class OctopushToDestinationOperator(BaseOperator):
         from octopush_dlt import octopush_source  # noqa: PLC0415
         from octopush_dlt.runner import run_load  # noqa: PLC0415
         from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
+        from octopush_provider.operators.lineage import describe_load  # noqa: PLC0415
 
         full_refresh = _flag("full_refresh", self.full_refresh)
         detect_deletes = _flag("detect_deletes", self.detect_deletes)
@@ -269,6 +275,7 @@ class OctopushToDestinationOperator(BaseOperator):
             hook.get_conn() as client,
             tempfile.TemporaryDirectory(prefix="octopush-dlt-") as pipelines_dir,
         ):
+            self._client = client
             pipeline = dlt.pipeline(
                 pipeline_name=self.pipeline_name,
                 destination=destination,
@@ -277,6 +284,12 @@ class OctopushToDestinationOperator(BaseOperator):
             )
             source = octopush_source(client=client, **source_options)
             summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
+            try:
+                urls = {"conversations": client.url, "messages": client.messages_url}
+                endpoints = [urls[table] for table in self.tables]
+                self._lineage = describe_load(pipeline, endpoints=endpoints)
+            except Exception:  # lineage is an extra: it must never fail a load that succeeded
+                self.log.warning("Could not describe this load for OpenLineage", exc_info=True)
         self.log.info(
             "Loaded %d conversations (new %d, updated %d, re-read unchanged %d, future-dated %d) "
             "from %d pages; cursor %s; load id %s",
@@ -305,6 +318,27 @@ class OctopushToDestinationOperator(BaseOperator):
                 extra = _table_figures(summary, table) if table in TABLES else summary
                 context["outlet_events"][outlet].extra = extra
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the Octopush endpoint read; the tables written, with schema and rows."""
+        from octopush_provider.operators.lineage import (  # noqa: PLC0415
+            LoadLineage,
+            to_operator_lineage,
+        )
+
+        return to_operator_lineage(self._lineage or LoadLineage(inputs=(), outputs=()))
+
+    def on_kill(self) -> None:
+        """Stop reading at once: the task was killed or ran past its ``execution_timeout``.
+
+        The cancelled read fails the load before anything is committed, so the cursor stays
+        where the last successful load put it and the next run reads what this one did not. A
+        kill that comes once dlt is loading finds the read over: dlt commits the data and the
+        cursor together, or neither.
+        """
+        if self._client is not None:
+            self.log.warning("Task killed: cancelling the Octopush read")
+            self._client.cancel()
 
 
 def _flag(name: str, value: bool | str) -> bool:

@@ -64,6 +64,20 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 
 @pytest.fixture
+def postgres_connection(set_connection: Callable[..., None]) -> str:
+    """The ``octopush_postgres`` connection, to this machine's ``test`` database; its id."""
+    set_connection(
+        "octopush_postgres",
+        conn_type="postgres",
+        host=POSTGRES["host"],
+        port=POSTGRES["port"],
+        login=POSTGRES["user"],
+        schema=POSTGRES["dbname"],
+    )
+    return "octopush_postgres"
+
+
+@pytest.fixture
 def postgres_dataset() -> Iterator[str]:
     """A schema name of its own in the ``test`` database, dropped after the test."""
     import psycopg2  # noqa: PLC0415

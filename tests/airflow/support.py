@@ -22,6 +22,8 @@ DAGS_FOLDER = REPO / "dags"
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 POSTGRES: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 TASK_ID = "load_conversations"
+# Trust authentication: any password will do, and dlt wants one.
+POSTGRES_URL = f"postgresql://{POSTGRES['user']}:any@{POSTGRES['host']}:{POSTGRES['port']}/{POSTGRES['dbname']}"
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -36,13 +38,18 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 
 def run_dag(
-    dag_id: str, conf: dict[str, Any] | None = None, *, run_after: datetime | None = None
+    dag_id: str,
+    conf: dict[str, Any] | None = None,
+    *,
+    run_after: datetime | None = None,
+    **task_settings: Any,
 ) -> DagRun:
     """Parse ``dags/`` as the DAG processor would and run one DAG with ``dag.test()``.
 
     ``conf`` is the run's configuration, as given to "Trigger DAG" in the UI; ``run_after`` the
     moment the run is due (now by default). Retries are turned off: the example DAGs retry after
-    minutes, and a test should fail now.
+    minutes, and a test should fail now. ``task_settings`` (e.g. ``execution_timeout``) are set
+    on every task.
     """
     from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415
 
@@ -51,6 +58,8 @@ def run_dag(
     dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
+        for name, value in task_settings.items():
+            setattr(task, name, value)
     dag_run: DagRun = dag.test(run_after=run_after, run_conf=conf)
     return dag_run
 

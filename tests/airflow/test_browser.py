@@ -22,21 +22,12 @@ from octopush_provider import PORT_LABEL
 from octopush_provider.hooks.octopush import client_options
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN, READ_ONLY_LOGIN
 from tests.airflow import test_e2e
+from tests.airflow.services import RUN_TIMEOUT, Deployment, free_port, wait_for
 from tests.airflow.support import REPO, TASK_ID
-from tests.airflow.test_e2e import (
-    DAG_ID,
-    RUN_TIMEOUT,
-    WRONG_KEY,
-    Deployment,
-    free_port,
-    run_state,
-    save_from_the_form,
-    wait_for,
-)
+from tests.airflow.test_e2e import DAG_ID, WRONG_KEY, save_from_the_form
 
 # The running Airflow of test_e2e.py, started once more for this module.
 deployment = test_e2e.deployment
-metadata_database = test_e2e.metadata_database
 
 pytestmark = pytest.mark.e2e
 
@@ -195,7 +186,7 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
     run_id = runs[0]["dag_run_id"]
     state = wait_for(
         "the triggered run to finish",
-        lambda: run_state(deployment, run_id),
+        lambda: deployment.run_state(DAG_ID, run_id),
         timeout=RUN_TIMEOUT,
         diagnose=deployment.diagnose,
     )

@@ -24,6 +24,7 @@ from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import (
     AIRFLOW_BIN,
     POSTGRES,
+    POSTGRES_URL,
     asset_events,
     restored_pipeline,
     return_value,
@@ -109,30 +110,18 @@ def test_duckdb_dag_loads_everything_then_only_the_changes(
 def test_postgres_dag_loads_everything_then_only_the_changes(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
-    set_connection: Callable[..., None],
+    postgres_connection: str,
     postgres_dataset: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     point_octopush_at(sandbox)
-    set_connection(
-        "octopush_postgres",
-        conn_type="postgres",
-        host=POSTGRES["host"],
-        port=POSTGRES["port"],
-        login=POSTGRES["user"],
-        schema=POSTGRES["dbname"],
-    )
     monkeypatch.setenv("OCTOPUSH_DATASET", postgres_dataset)
 
     check_two_runs(
         "octopush_conversations_to_postgres",
         sandbox,
-        dlt.destinations.postgres(
-            # Trust authentication: any password will do, and dlt wants one.
-            f"postgresql://{POSTGRES['user']}:any@{POSTGRES['host']}:{POSTGRES['port']}/"
-            f"{POSTGRES['dbname']}"
-        ),
+        dlt.destinations.postgres(POSTGRES_URL),
         dataset=postgres_dataset,
         workdir=tmp_path,
     )
@@ -226,10 +215,7 @@ def test_the_dlt_secrets_toml_variable_still_configures_the_destination(
     # its probe leaves no deprecation warning in the task log is checked in test_e2e.py, where a
     # real task runner writes the log.)
     (tmp_path / "dag.py").write_text(VARIABLE_DAG.format(dataset=postgres_dataset))
-    credentials = (
-        f"postgresql://{POSTGRES['user']}:any@{POSTGRES['host']}:{POSTGRES['port']}/"
-        f"{POSTGRES['dbname']}"
-    )
+    credentials = POSTGRES_URL
     env = {name: value for name, value in os.environ.items() if not name.startswith("PROVIDERS__")}
     env |= {
         "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path),

@@ -95,6 +95,7 @@ def test_every_dag_file_parses_without_errors_or_network_io() -> None:
         "octopush_conversations_to_duckdb": "octopush_conversations_to_duckdb.py",
         "octopush_conversations_to_postgres": "octopush_conversations_to_postgres.py",
         "octopush_conversations_to_bigquery": "octopush_conversations_to_bigquery.py",
+        "octopush_accounts_to_postgres": "octopush_accounts_to_postgres.py",
     }
     assert sorted(path.name for path in DAGS_FOLDER.glob("*.py")) == sorted(
         os.path.basename(path) for path in parsed["dags"].values()
