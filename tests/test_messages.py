@@ -244,6 +244,45 @@ def test_the_sandbox_answers_50_messages_a_page_and_ignores_an_unreadable_id(san
     assert {m["user_identifier"] for m in unreadable} != {row["recipient_details"]["phone_number"]}
 
 
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+def test_the_sandbox_filters_messages_by_contact_and_ignores_what_it_cannot_read(
+    make_sandbox, past_end
+):
+    sandbox = make_sandbox(conversations=30, past_end=past_end)
+    rows = sandbox.store.snapshot()
+    a, b = rows[3]["conversation_id"], rows[7]["conversation_id"]
+    phone = rows[3]["recipient_details"]["phone_number"]
+    fields = rows[7]["recipient_details"] | {"email": "Ann@Example.com", "facebook_id": "4242"}
+    sandbox.store.rewrite(b, {"recipient_details": fields})
+    session = requests.Session()
+    session.headers.update({"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY})
+    url = sandbox.base_url + "/conversations/messages/list"
+
+    def answer(**params):
+        response = session.get(url, params={"per_page": 500, **params})
+        return response.status_code, response.json()
+
+    def conversations(**params):
+        status, messages = answer(**params)
+        assert status == 200, params
+        return {message["message_id"].split("_")[1] for message in messages}
+
+    nothing = {"empty": (200, []), "404": (404, {"code": 1004, "message": "No conversation found"})}
+    everything = answer()
+    assert everything == (200, sandbox.store.messages_page(1, 500))
+    assert conversations(phone_number=f"{phone[:3]} {phone[3:]}") == {a}
+    assert conversations(email="ann@example.com") == conversations(facebook_id="fid_4242") == {b}
+    assert conversations(contact=f"{phone},fid_4242") == {a, b}
+    assert conversations(contact=f"{phone},nobody@example.com") == {a}
+    assert conversations(conversation_id=f"cid_{b}", email="ann@example.com") == {b}
+    assert answer(conversation_id=f"cid_{a}", email="ann@example.com") == nothing[past_end]
+    assert answer(email="nobody@example.com") == nothing[past_end]
+    assert answer(phone_number=phone, email="ann@example.com") == nothing[past_end]
+    for unreadable in ({"phone_number": "abc"}, {"email": "ann"}, {"facebook_id": "4242"}):
+        assert answer(**unreadable) == everything, unreadable
+    assert answer(contact="?,fid_") == answer(phone_number="12") == everything
+
+
 def test_the_sandbox_messages_agree_with_their_conversations(make_sandbox):
     store = make_sandbox(conversations=200).store
     bumped = store.bump(5)
