@@ -101,6 +101,29 @@ def test_a_run_with_nothing_new_and_no_lag_sends_no_message_request(make_sandbox
     assert summary.messages.disagreeing == 0
 
 
+def test_the_consistency_check_covers_the_conversations_the_run_read(
+    make_sandbox, make_pipeline, caplog
+):
+    sandbox = make_sandbox(conversations=100)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    unread, victim = (row["conversation_id"] for row in sandbox.store.snapshot()[40:42])
+    with pipeline.sql_client() as client:  # broken by hand, and not read again below
+        client.execute_sql("DELETE FROM messages WHERE conversation_id = %s", unread)
+    sandbox.store.bump_ids([victim])
+    sandbox.unreadable_ids.add(victim)
+
+    with caplog.at_level(logging.WARNING):
+        summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+
+    assert summary.messages is not None
+    assert (summary.messages.conversations_read, summary.messages.disagreeing) == (1, 1)
+    assert "1 of the 1 conversations read disagree with their messages, e.g. " + victim in (
+        caplog.text
+    )
+    assert unread not in caplog.text
+
+
 def test_faults_and_moving_data_lose_no_message(make_sandbox, make_client, make_pipeline):
     sandbox = make_sandbox(
         conversations=700,
