@@ -64,9 +64,10 @@ class MessagesSummary:
 
     def lines(self) -> list[str]:
         return [
-            f"  messages: {self.messages_loaded} of {self.conversations_read} conversations "
-            f"into {self.table} with {self.requests} requests; {self.kept_apart} conversations "
-            "kept apart (their answer was not theirs; retried next run)",
+            f"  messages: loaded {self.messages_loaded} messages of {self.conversations_read} "
+            f"conversations into {self.table} with {self.requests} requests; "
+            f"{self.kept_apart} conversations kept apart (their answer was not theirs; "
+            "retried next run)",
             f"  tables agree: {self.disagreeing} of the {self.conversations_read} conversations "
             "read have a number_of_messages that differs from their rows in messages",
         ]
