@@ -1,12 +1,13 @@
 # Two entry points: `make demo` (load the bundled sandbox into DuckDB) and `make test`.
-# Both build .venv at the repository root on first use, with nothing but python3 (>= 3.11).
+# Both build .venv at the repository root on first use; `make test` also starts or installs the
+# services its tests use (tests/services.sh).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test services lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,11 @@ typecheck: $(STAMP)
 	ln -sfn ../../dlt_source build/typecheck/octopush_dlt
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# PostgreSQL, Redis and chromium, started or installed when missing (see the script).
+services:
+	bash tests/services.sh
+
+unit: $(STAMP) services
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -6,12 +6,14 @@ conversation's id added. A conversation whose answer cannot be its own (see
 :mod:`octopush_provider.messages`) is kept apart: nothing of it is loaded, it is named in the
 log and the summary, and it is read again at the start of every later run that reads messages,
 until it succeeds. Too many kept apart at once means the endpoint ignores every id: the run
-fails.
+fails. The ids of the conversations a run read wait for the runner's consistency check
+(:func:`conversations_read`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -35,6 +37,24 @@ from octopush_provider.exceptions import OctopushMismatchError
 from octopush_provider.messages import MessageParent
 
 logger = logging.getLogger(__name__)
+
+# Runs whose read ids wait for the runner; a run made without it (plain pipeline.run) leaves its
+# ids here until this many later runs push them out.
+_RUNS_KEPT = 4
+_READ_IDS: OrderedDict[str, list[str]] = OrderedDict()  # load id -> conversations read
+
+
+def conversations_read(load_id: str) -> list[str]:
+    """The ids of the conversations whose messages the run ``load_id`` read; handed over once."""
+    return _READ_IDS.pop(load_id, [])
+
+
+def _read_ids(load_id: str) -> list[str]:
+    ids = _READ_IDS.setdefault(load_id, [])
+    while len(_READ_IDS) > _RUNS_KEPT:
+        _READ_IDS.popitem(last=False)
+    return ids
+
 
 # More conversations kept apart than this, and the endpoint is not reading ids at all.
 MAX_KEPT_APART = 100
@@ -120,6 +140,7 @@ class _Reader:
         self._privacy = privacy
         self._reread_unchanged = reread_unchanged
         self._figures = MessagesRead(load_id="")
+        self._read: list[str] = []
         self._retried = False
         self._extra_types = ExtraTypes()
 
@@ -127,6 +148,7 @@ class _Reader:
         load_id = dlt.current.load_package_state()["load_id"]
         if load_id != self._figures.load_id:  # a new run of the same source object
             self._figures, self._retried = MessagesRead(load_id=load_id), False
+            self._read = _read_ids(load_id)
             # Extra fields keep the type they took first: in the destination, or in this run.
             table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
             self._extra_types = ExtraTypes(table.get("columns"))
@@ -150,6 +172,7 @@ class _Reader:
         for result in self._client.read_messages(parents):
             cid = result.parent.conversation_id
             self._figures.conversations += 1
+            self._read.append(cid)
             self._figures.requests += result.requests
             if result.error is not None:
                 self._keep_apart(kept, result.parent, result.error)

@@ -2,7 +2,7 @@
 
 A first load with messages is several pipeline runs, one slice each (see
 :mod:`octopush_dlt.backfill`); this module runs them until the backfill is complete, logging
-progress, and then checks that the two tables agree.
+progress, and then checks that the two tables agree for the conversations the run read.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dlt.extract.source import DltSource
 
 from octopush_dlt.cursor import stored_cursor
 from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
+from octopush_dlt.messages import conversations_read
 from octopush_dlt.settings import (
     MAX_SLICES,
     MESSAGES_RESOURCE_NAME,
@@ -49,6 +50,7 @@ _SUMMED = (
     "elapsed_seconds",
 )
 _MESSAGES_SUMMED = ("conversations", "messages", "requests")
+_CHECK_CHUNK = 1000  # ids per consistency query: bounded statements, few round trips
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +66,12 @@ class MessagesSummary:
 
     def lines(self) -> list[str]:
         return [
-            f"  messages: {self.messages_loaded} of {self.conversations_read} conversations "
-            f"into {self.table} with {self.requests} requests; {self.kept_apart} conversations "
-            "kept apart (their answer was not theirs; retried next run)",
-            f"  tables agree: {self.disagreeing} conversations whose number_of_messages differs "
-            "from their rows in messages",
+            f"  messages: loaded {self.messages_loaded} messages of {self.conversations_read} "
+            f"conversations into {self.table} with {self.requests} requests; "
+            f"{self.kept_apart} conversations kept apart (their answer was not theirs; "
+            "retried next run)",
+            f"  tables agree: {self.disagreeing} of the {self.conversations_read} conversations "
+            "read have a number_of_messages that differs from their rows in messages",
         ]
 
 
@@ -186,30 +189,36 @@ def _resource_state(pipeline: dlt.Pipeline, resource: str) -> dict[str, Any]:
     return state
 
 
-def _disagreeing(pipeline: dlt.Pipeline) -> int:
-    """Conversations whose ``number_of_messages`` differs from their rows in ``messages``."""
+def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> int:
+    """Conversations of ``read`` whose ``number_of_messages`` differs from their rows in
+    ``messages``; one query per chunk of ids, which returns the count and a few to name."""
+    count, named = 0, []
     with pipeline.sql_client() as client:
         conversations = client.make_qualified_table_name(TABLE_NAME)
         messages = client.make_qualified_table_name(MESSAGES_TABLE_NAME)
-        differing = (
-            f"FROM {conversations} c LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n "
-            f"FROM {messages} GROUP BY {PRIMARY_KEY}) m ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY} "
-            "WHERE coalesce(m.n, 0) <> c.number_of_messages"
+        for start in range(0, len(read), _CHECK_CHUNK):
+            chunk = read[start : start + _CHECK_CHUNK]
+            ids = ", ".join(["%s"] * len(chunk))
+            rows = client.execute_sql(
+                f"SELECT c.{PRIMARY_KEY}, count(*) OVER () "
+                f"FROM {conversations} c LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n "
+                f"FROM {messages} WHERE {PRIMARY_KEY} IN ({ids}) GROUP BY {PRIMARY_KEY}) m "
+                f"ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY} WHERE c.{PRIMARY_KEY} IN ({ids}) "
+                "AND coalesce(m.n, 0) <> c.number_of_messages "
+                f"ORDER BY c.{PRIMARY_KEY} LIMIT {NAMED_IN_LOG}",
+                *chunk,
+                *chunk,
+            )
+            if rows:
+                count += rows[0][1]
+                named += [cid for cid, _ in rows]
+    if count:
+        logger.warning(
+            "Octopush: %d of the %d conversations read disagree with their messages, e.g. %s",
+            count,
+            len(read),
+            ", ".join(named[:NAMED_IN_LOG]),
         )
-        count: int = (client.execute_sql(f"SELECT count(*) {differing}") or [[0]])[0][0]
-        if count:
-            named = (
-                client.execute_sql(
-                    f"SELECT c.{PRIMARY_KEY}, c.number_of_messages, coalesce(m.n, 0) {differing} "
-                    f"ORDER BY c.{PRIMARY_KEY} LIMIT {NAMED_IN_LOG}"
-                )
-                or []
-            )
-            logger.warning(
-                "Octopush: %d conversations disagree with their messages, e.g. %s",
-                count,
-                ", ".join(f"{cid} ({n} announced, {m} loaded)" for cid, n, m in named),
-            )
     return count
 
 
@@ -246,10 +255,13 @@ def run_load(
     started = time.monotonic()
     reads: list[dict[str, Any]] = []
     message_reads: list[dict[str, Any]] = []
+    messages_read: dict[str, None] = {}  # the conversations whose messages this run read
     for slices in range(1, MAX_SLICES + 1):
         with _rare_collections(), _malloc_for_arrow():
             info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
         refresh = None
+        for load_id in info.loads_ids:
+            messages_read |= dict.fromkeys(conversations_read(load_id))
         state = _resource_state(pipeline, RESOURCE_NAME)
         read: dict[str, Any] = state.get("last_read", {})
         reads.append(read)
@@ -278,7 +290,7 @@ def run_load(
             messages_loaded=figures["messages"],
             requests=figures["requests"],
             kept_apart=len(kept),
-            disagreeing=_disagreeing(pipeline),
+            disagreeing=_disagreeing(pipeline, list(messages_read)),
         )
     found = None
     if "deletions" in last:

@@ -18,6 +18,7 @@ from octopush_provider.settings import (
     MAX_REQUEST_DEADLINE,
     MAX_RESPONSE_BYTES_CAP,
     MAX_TIMEOUT,
+    MESSAGES_PATH,
 )
 
 __version__ = "0.1.0"
@@ -81,6 +82,14 @@ CONNECTION_FIELDS: dict[str, Any] = {
         "label": "Most pages a run reads",
         "description": "A safety cap; a capped run keeps the cursor. Empty: no cap.",
         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_PAGES_CAP},
+    },
+    "messages_path": {
+        "label": "Messages path",
+        "description": (
+            "Where the messages endpoint lives, below the base URL; change it only if Octopush "
+            f"moves it. Empty: {MESSAGES_PATH}."
+        ),
+        "schema": {"type": ["string", "null"]},
     },
     "allow_insecure_http": {
         "label": "Allow plain http",

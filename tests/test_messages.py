@@ -101,6 +101,29 @@ def test_a_run_with_nothing_new_and_no_lag_sends_no_message_request(make_sandbox
     assert summary.messages.disagreeing == 0
 
 
+def test_the_consistency_check_covers_the_conversations_the_run_read(
+    make_sandbox, make_pipeline, caplog
+):
+    sandbox = make_sandbox(conversations=100)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    unread, victim = (row["conversation_id"] for row in sandbox.store.snapshot()[40:42])
+    with pipeline.sql_client() as client:  # broken by hand, and not read again below
+        client.execute_sql("DELETE FROM messages WHERE conversation_id = %s", unread)
+    sandbox.store.bump_ids([victim])
+    sandbox.unreadable_ids.add(victim)
+
+    with caplog.at_level(logging.WARNING):
+        summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+
+    assert summary.messages is not None
+    assert (summary.messages.conversations_read, summary.messages.disagreeing) == (1, 1)
+    assert "1 of the 1 conversations read disagree with their messages, e.g. " + victim in (
+        caplog.text
+    )
+    assert unread not in caplog.text
+
+
 def test_faults_and_moving_data_lose_no_message(make_sandbox, make_client, make_pipeline):
     sandbox = make_sandbox(
         conversations=700,
@@ -242,6 +265,45 @@ def test_the_sandbox_answers_50_messages_a_page_and_ignores_an_unreadable_id(san
     assert own == sandbox.store.messages(row["conversation_id"])[:50]
     assert len(unreadable) == 50
     assert {m["user_identifier"] for m in unreadable} != {row["recipient_details"]["phone_number"]}
+
+
+@pytest.mark.parametrize("past_end", ["empty", "404"])
+def test_the_sandbox_filters_messages_by_contact_and_ignores_what_it_cannot_read(
+    make_sandbox, past_end
+):
+    sandbox = make_sandbox(conversations=30, past_end=past_end)
+    rows = sandbox.store.snapshot()
+    a, b = rows[3]["conversation_id"], rows[7]["conversation_id"]
+    phone = rows[3]["recipient_details"]["phone_number"]
+    fields = rows[7]["recipient_details"] | {"email": "Ann@Example.com", "facebook_id": "4242"}
+    sandbox.store.rewrite(b, {"recipient_details": fields})
+    session = requests.Session()
+    session.headers.update({"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY})
+    url = sandbox.base_url + "/conversations/messages/list"
+
+    def answer(**params):
+        response = session.get(url, params={"per_page": 500, **params})
+        return response.status_code, response.json()
+
+    def conversations(**params):
+        status, messages = answer(**params)
+        assert status == 200, params
+        return {message["message_id"].split("_")[1] for message in messages}
+
+    nothing = {"empty": (200, []), "404": (404, {"code": 1004, "message": "No conversation found"})}
+    everything = answer()
+    assert everything == (200, sandbox.store.messages_page(1, 500))
+    assert conversations(phone_number=f"{phone[:3]} {phone[3:]}") == {a}
+    assert conversations(email="ann@example.com") == conversations(facebook_id="fid_4242") == {b}
+    assert conversations(contact=f"{phone},fid_4242") == {a, b}
+    assert conversations(contact=f"{phone},nobody@example.com") == {a}
+    assert conversations(conversation_id=f"cid_{b}", email="ann@example.com") == {b}
+    assert answer(conversation_id=f"cid_{a}", email="ann@example.com") == nothing[past_end]
+    assert answer(email="nobody@example.com") == nothing[past_end]
+    assert answer(phone_number=phone, email="ann@example.com") == nothing[past_end]
+    for unreadable in ({"phone_number": "abc"}, {"email": "ann"}, {"facebook_id": "4242"}):
+        assert answer(**unreadable) == everything, unreadable
+    assert answer(contact="?,fid_") == answer(phone_number="12") == everything
 
 
 def test_the_sandbox_messages_agree_with_their_conversations(make_sandbox):

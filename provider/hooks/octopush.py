@@ -8,6 +8,7 @@ extras = client options (see :data:`octopush_provider.CONNECTION_FIELDS`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
@@ -27,6 +28,7 @@ from octopush_provider.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     LOAD_CONCURRENCY,
+    MESSAGES_PATH,
 )
 
 __all__ = ["HASH_SECRET_EXTRA", "OctopushHook", "as_bool", "client_options"]
@@ -36,6 +38,7 @@ HASH_SECRET_EXTRA = "hash_secret"
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
+_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 
 
 def _as_int(value: object) -> int:
@@ -61,6 +64,13 @@ def _as_seconds(value: object) -> float:
     return float(value)
 
 
+def _as_path(value: object) -> str:
+    """A path below the base URL: segments of URL-safe characters, no query, host or spaces."""
+    if not isinstance(value, str) or not _PATH.fullmatch(value.strip().strip("/")):
+        raise ValueError
+    return value.strip().strip("/")
+
+
 # Each extra: how to read it, and what to tell a person who wrote something else. The bounds come
 # from the form's schema, so the hook refuses exactly what the form would not have saved.
 _EXTRAS: dict[str, tuple[Callable[[object], Any], str]] = {
@@ -72,6 +82,7 @@ _EXTRAS: dict[str, tuple[Callable[[object], Any], str]] = {
     "max_response_bytes": (_as_int, "a whole number of bytes"),
     "max_pages": (_as_int, "a whole number of pages"),
     "allow_insecure_http": (as_bool, "true or false"),
+    "messages_path": (_as_path, f"a path below the base URL, such as {MESSAGES_PATH}"),
 }
 
 # Extras of earlier versions that are refused rather than read differently than they were meant.

@@ -22,6 +22,8 @@ from typing import Any
 
 import pendulum
 
+from octopush_provider.sandbox.filters import Match
+
 __all__ = ["ANCHOR", "OFFSET_MODES", "ConversationStore"]
 
 ANCHOR = pendulum.datetime(2026, 11, 1, 12, tz="UTC")
@@ -125,8 +127,8 @@ class _Entry:
             "user_identifier": recipient.get("phone_number"),
             "user_identifiers": {
                 "phone_number": recipient.get("phone_number"),
-                "email": None,
-                "facebook_page_id": None,
+                "email": recipient.get("email"),
+                "facebook_page_id": recipient.get("facebook_id"),
             },
             "agent_assigned_to": row.get("agent_assigned_to") if outbound else None,
             "contact_name": recipient.get("name"),
@@ -212,19 +214,29 @@ class ConversationStore:
         with self._lock:
             return [_copy(entry.row) for entry in self._recency]
 
-    def messages(self, conversation_id: str) -> list[dict[str, Any]] | None:
-        """The messages of one conversation, oldest first; None for an unknown id."""
+    def messages(
+        self, conversation_id: str, match: Match | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The messages of one conversation, oldest first; None for an unknown id, none when
+        the conversation fails ``match``."""
         with self._lock:
             entry = self._entries.get(conversation_id)
-            return None if entry is None else entry.messages()
+            if entry is None:
+                return None
+            return entry.messages() if match is None or match(entry.row) else []
 
-    def messages_page(self, page: int, per_page: int) -> list[dict[str, Any]]:
-        """A page of every conversation's messages, newest conversation first: what the
-        endpoint answers when it ignores its filters. Linear in the account; for tests."""
+    def messages_page(
+        self, page: int, per_page: int, match: Match | None = None
+    ) -> list[dict[str, Any]]:
+        """A page of the messages of every conversation (or of those ``match`` selects), newest
+        conversation first: what the endpoint answers to contact filters or when it ignores its
+        filters. Linear in the account; for tests."""
         start, end = (page - 1) * per_page, page * per_page
         seen, served = 0, []
         with self._lock:
             for entry in self._recency:
+                if match is not None and not match(entry.row):
+                    continue
                 count = entry.row["number_of_messages"]
                 if seen + count > start:
                     served.extend(entry.messages()[max(start - seen, 0) : end - seen])

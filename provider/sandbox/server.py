@@ -10,7 +10,9 @@ it. Only the standard library, orjson and pendulum.
 
 The messages endpoint reads its ``conversation_id`` filter only in the documented form
 ``cid_{id}``; anything else (or an id listed in ``unreadable_ids``) is ignored, as the real API
-ignores what it cannot interpret, and the answer holds every conversation's messages.
+ignores what it cannot interpret, and the answer holds every conversation's messages. Its
+contact filters (``phone_number``, ``email``, ``facebook_id``, ``contact``) are read as
+:mod:`~octopush_provider.sandbox.filters` describes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 import orjson
 
 from octopush_provider.sandbox.data import ConversationStore
+from octopush_provider.sandbox.filters import contact_filter
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -455,16 +458,14 @@ class SandboxServer:
 
     def _messages(self, query: Mapping[str, str], page: int, per_page: int) -> list[Any] | None:
         """The messages a filtered request gets; None when the conversation does not exist."""
+        match = contact_filter(query)
         wanted = _CONVERSATION_FILTER.fullmatch(query.get("conversation_id", ""))
         if wanted and wanted.group(1) not in self.unreadable_ids:
-            messages = self._store.messages(wanted.group(1))
+            messages = self._store.messages(wanted.group(1), match)
             if messages is None:
                 return None
             return messages[(page - 1) * per_page : page * per_page]
-        # The sandbox's contacts have no e-mail or Facebook id: a filter on either finds nothing.
-        if query.get("email") or query.get("facebook_id", "").startswith("fid_"):
-            return []
-        return self._store.messages_page(page, per_page)
+        return self._store.messages_page(page, per_page, match)
 
     def _reply(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -90,9 +91,15 @@ def test_extras_configure_the_client(
         request_deadline="90",
         max_response_bytes=1_000_000,
         max_pages="40",
+        messages_path=" /moved/messages/ ",
     )
 
     client = OctopushHook().get_conn()
+    cid = sandbox.store.snapshot()[0]["conversation_id"]
+    assert list(client.iter_messages(cid)) == []  # the sandbox has nothing there: a 404
+    assert [urlsplit(record.path).path for record in sandbox.requests] == [
+        "/v1/public/moved/messages"
+    ]
 
     assert (client.per_page, client.concurrency, client.timeout) == (250, 4, (2.0, 30.0))
     assert (client.request_deadline, client.max_response_bytes) == (90.0, 1_000_000)
@@ -107,6 +114,10 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
     client = OctopushHook().get_conn()
 
     assert (client.per_page, client.concurrency, client.timeout) == (100, 8, (10.0, 60.0))
+    assert client.messages_url == f"{sandbox.base_url}/conversations/messages/list"
+    assert (
+        "Empty: conversations/messages/list." in CONNECTION_FIELDS["messages_path"]["description"]
+    )
     shown = {
         "per_page": 100,
         "concurrency": 8,
@@ -131,6 +142,9 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
         ({"request_deadline": "soon"}, "Request deadline (seconds) (extra 'request_deadline')"),
         ({"max_response_bytes": 0}, "Largest answer (bytes) (extra 'max_response_bytes')"),
         ({"max_pages": 0}, "Most pages a run reads (extra 'max_pages')"),
+        ({"messages_path": "messages/list?all=1"}, "Messages path (extra 'messages_path')"),
+        ({"messages_path": "https://x.example/list"}, "Messages path (extra 'messages_path')"),
+        ({"messages_path": 5}, "Messages path (extra 'messages_path')"),
     ],
 )
 def test_a_value_the_form_would_refuse_is_refused_naming_the_extra(
