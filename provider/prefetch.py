@@ -152,6 +152,10 @@ class Prefetcher:
                     self._results[number] = result
                     if isinstance(result, BaseException) or result.end:
                         self._last = number if self._last is None else min(self._last, number)
+                    # Pages fetched past a proven end answer nothing the reader may ask for.
+                    if self._last is not None:
+                        for later in [page for page in self._results if page > self._last]:
+                            del self._results[later]
                     self._condition.notify_all()
         finally:
             with self._condition:

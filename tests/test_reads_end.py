@@ -77,6 +77,7 @@ def test_waiting_for_a_page_no_worker_can_deliver_raises_saying_which_and_why(
     make_sandbox, make_client
 ):
     sandbox = make_sandbox(conversations=25)
+    sandbox.add_fault("slow", page=4, delay=0.3)  # page 5, fetched too, answers first
     client = make_client(sandbox, per_page=10)
     prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=30)
 
