@@ -17,7 +17,7 @@ from pathlib import Path
 import dlt
 import pytest
 
-from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
+from octopush_provider.sandbox import SandboxServer
 from tests.airflow.support import restored_pipeline, return_value, run_dag
 from tests.helpers import expected_table, loaded_table
 
@@ -39,20 +39,13 @@ def keep_sigterm_handler() -> Iterator[None]:
 @pytest.fixture
 def warehouse(
     make_sandbox: Callable[..., SandboxServer],
-    set_connection: Callable[..., None],
+    point_octopush_at: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> tuple[SandboxServer, Callable[[], dict[str, object]]]:
     """A sandbox read in pages of 10, and a reader of the DuckDB table a fresh worker sees."""
     sandbox = make_sandbox(conversations=200)
-    set_connection(
-        "octopush_default",
-        conn_type="octopush",
-        login=DEFAULT_API_LOGIN,
-        password=sandbox.api_key,
-        host=sandbox.base_url,
-        extra={"per_page": PER_PAGE, "concurrency": CONCURRENCY},
-    )
+    point_octopush_at(sandbox, per_page=PER_PAGE, concurrency=CONCURRENCY)
     duckdb_file = tmp_path / "conversations.duckdb"
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
     reads = iter(range(100))
