@@ -106,3 +106,11 @@ def point_octopush_at(set_connection: Callable[..., None]) -> Callable[..., None
         )
 
     return point
+
+
+@pytest.fixture
+def duckdb_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The DuckDB file the example DuckDB DAG loads into, through dlt's environment variable."""
+    path = tmp_path / "conversations.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(path))
+    return path

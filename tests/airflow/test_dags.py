@@ -132,9 +132,8 @@ def test_a_run_with_full_refresh_reloads_everything(
     point_octopush_at: Callable[[SandboxServer], None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    duckdb_file: Path,
 ) -> None:
-    duckdb_file = tmp_path / "conversations.duckdb"
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
     point_octopush_at(sandbox)
     assert run_dag("octopush_conversations_to_duckdb").state == "success"
     sandbox.store.add_new(2)

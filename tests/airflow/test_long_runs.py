@@ -42,12 +42,11 @@ def warehouse(
     point_octopush_at: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    duckdb_file: Path,
 ) -> tuple[SandboxServer, Callable[[], dict[str, object]]]:
     """A sandbox read in pages of 10, and a reader of the DuckDB table a fresh worker sees."""
     sandbox = make_sandbox(conversations=200)
     point_octopush_at(sandbox, per_page=PER_PAGE, concurrency=CONCURRENCY)
-    duckdb_file = tmp_path / "conversations.duckdb"
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
     reads = iter(range(100))
 
     def table() -> dict[str, object]:

@@ -44,9 +44,8 @@ def test_the_example_dag_flags_deleted_conversations_when_asked(
     point_octopush_at: Callable[..., None],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    duckdb_file: Path,
 ) -> None:
-    duckdb_file = tmp_path / "conversations.duckdb"
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
     point_octopush_at(sandbox)
     assert run_dag("octopush_conversations_to_duckdb").state == "success"
     deleted = sandbox.store.delete(row["conversation_id"] for row in sandbox.store.snapshot()[-3:])
