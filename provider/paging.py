@@ -18,8 +18,10 @@ down by one, so a page repeats at most as many rows as moved above the read posi
 previous page. While that stays under a third of a page between requests, a pass repeats fewer
 rows than half of the new ones it brings (plus one page, for the first shift). A pass that
 repeats more, such as a server that ignores ``page`` and serves the same pages in any pattern
-(A, A, A or A, B, A, B), is refused with :class:`OctopushResponseError`. A server that serves
-new conversations forever is stopped by ``max_pages``, a safety cap that is off by default.
+(A, A, A or A, B, A, B), is refused with :class:`OctopushResponseError` (the ids served are
+kept in memory that stays small on large accounts: :mod:`octopush_provider.served`). A server
+that serves new conversations forever is stopped by ``max_pages``, a safety cap that is off by
+default.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
 from octopush_provider.exceptions import OctopushResponseError
 from octopush_provider.page import Page, StopReason
 from octopush_provider.prefetch import Prefetcher
+from octopush_provider.served import ServedIds
 from octopush_provider.settings import FIRST_PAGE
 
 __all__ = ["Page", "PageStream", "PagingReport", "StopCondition", "StopReason"]
@@ -109,7 +112,7 @@ class PageStream:
         self._stop_when = stop_when
         self._max_pages = max_pages
         self._page_wait = page_wait
-        self._served: set[str] = set()
+        self._served = ServedIds()
         self._new = 0
         self._again = 0
         self._page_size = 0
@@ -160,7 +163,7 @@ class PageStream:
 
     def _begin_pass(self, first: Page) -> Generator[Page, None, bool]:
         """Start a pass over the list with its first page; returns whether to read on."""
-        self._served.clear()
+        self._served = ServedIds()
         self._new = self._again = 0
         self._take(first)
         if first.end:
@@ -228,12 +231,9 @@ class PageStream:
 
     def _check_progress(self, page: Page) -> None:
         """Refuse a pass that repeats more rows than moving data explains (see the module)."""
-        for row in page.conversations:
-            if row[self._id_field] in self._served:
-                self._again += 1
-            else:
-                self._served.add(row[self._id_field])
-                self._new += 1
+        again = self._served.add([row[self._id_field] for row in page.conversations])
+        self._again += again
+        self._new += len(page.conversations) - again
         self._page_size = max(self._page_size, len(page.conversations))
         if 2 * self._again > self._new + self._page_size:
             raise OctopushResponseError(

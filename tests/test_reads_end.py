@@ -10,6 +10,7 @@ import logging
 
 import pytest
 
+from octopush_provider import served
 from octopush_provider.exceptions import OctopushResponseError, OctopushStalledReadError
 from octopush_provider.paging import StopReason
 from octopush_provider.prefetch import Prefetcher
@@ -114,10 +115,21 @@ def test_a_wait_for_a_page_has_a_deadline(make_sandbox, make_client):
     prefetcher.close()
 
 
+@pytest.fixture(params=["set", "bits"])
+def served_ids_kept_in(request, monkeypatch):
+    """Each repeat-rule test twice: ids in an exact set, and in bit arrays from the start
+    (as a pass past ``EXACT_IDS`` ids keeps them)."""
+    if request.param == "bits":
+        monkeypatch.setattr(served, "EXACT_IDS", 0)
+    return request.param
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("concurrency", CONCURRENCIES)
 @pytest.mark.parametrize("cycle", [1, 2, 3])
-def test_a_server_serving_pages_in_a_loop_is_refused(make_sandbox, make_client, concurrency, cycle):
+def test_a_server_serving_pages_in_a_loop_is_refused(
+    make_sandbox, make_client, concurrency, cycle, served_ids_kept_in
+):
     sandbox = make_sandbox(conversations=500, page_cycle=cycle)
 
     with pytest.raises(OctopushResponseError, match="ignore the 'page' parameter"):
@@ -129,7 +141,7 @@ def test_a_server_serving_pages_in_a_loop_is_refused(make_sandbox, make_client, 
 
 @pytest.mark.parametrize(("churn_new", "churn_bump"), [(3, 0), (0, 3), (2, 1)])
 def test_a_busy_list_moving_by_a_third_of_a_page_per_request_is_read_to_the_end(
-    make_sandbox, make_client, churn_new, churn_bump
+    make_sandbox, make_client, churn_new, churn_bump, served_ids_kept_in
 ):
     sandbox = make_sandbox(conversations=300, churn_new=churn_new, churn_bump=churn_bump)
     before = set(ids(sandbox.store.snapshot()))
