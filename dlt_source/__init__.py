@@ -35,7 +35,6 @@ from octopush_dlt.deletions import (
     stamp_listed,
 )
 from octopush_dlt.first_load import table_is_absent
-from octopush_dlt.instants import Keys
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.reading import ReadGuard
@@ -140,7 +139,7 @@ def _counted(
     held: pa.Table | None = None
     for table in tables:
         if table is not None and table.num_rows:
-            tally.add(Keys.of(table))
+            tally.add(table)
             if held is not None:
                 yield held
             held = finish(table)

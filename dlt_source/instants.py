@@ -8,12 +8,11 @@ and costs no datetime object per value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
+from octopush_provider.conversations import CURSOR_FIELD, Conversation
 from octopush_provider.page import Page
 
 FIRST_FIELD = "first_message_at"
@@ -52,20 +51,3 @@ def table_cursor_micros(table: pa.Table) -> list[int]:
 def rows_cursor_micros(rows: list[Conversation]) -> list[int]:
     """Each parsed row's ``last_message_at``."""
     return [to_micros(row[CURSOR_FIELD]) for row in rows]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Keys:
-    """The columns of a table that a read counts by."""
-
-    ids: list[str]
-    last: list[int]
-    first: list[int | None]
-
-    @classmethod
-    def of(cls, table: pa.Table) -> Keys:
-        return cls(
-            ids=table.column(ID_FIELD).to_pylist(),
-            last=table_cursor_micros(table),
-            first=_micros_column(table, FIRST_FIELD),
-        )

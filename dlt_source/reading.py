@@ -19,15 +19,11 @@ from datetime import datetime
 from itertools import compress, pairwise
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from octopush_dlt.instants import (
-    cursor_micros,
-    from_micros,
-    rows_cursor_micros,
-    table_cursor_micros,
-    to_micros,
-)
-from octopush_provider.conversations import Conversation
+from octopush_dlt.instants import cursor_micros, from_micros, rows_cursor_micros, to_micros
+from octopush_dlt.tables import TIMESTAMP
+from octopush_provider.conversations import CURSOR_FIELD, Conversation
 from octopush_provider.paging import Page
 
 logger = logging.getLogger(__name__)
@@ -65,8 +61,9 @@ class ReadGuard:
 
     def keep_table(self, table: pa.Table) -> pa.Table:
         """The rows of a table at or after ``start``."""
-        wanted = self.wanted(table_cursor_micros(table))
-        return table if wanted is None else table.filter(pa.array(wanted, pa.bool_()))
+        if self.start is None:
+            return table
+        return table.filter(pc.greater_equal(table.column(CURSOR_FIELD), _instant(self.start)))
 
     def keep(self, rows: list[Conversation]) -> list[Conversation]:
         """The parsed rows at or after ``start``."""
@@ -75,6 +72,12 @@ class ReadGuard:
 
     def _check_order(self, page: Page) -> int:
         """The page's oldest ``last_message_at``; notes a row newer than the one before it."""
+        if page.table is not None:  # column-wise, unless there is a row to name
+            column = page.table.column(CURSOR_FIELD)
+            later, earlier = column.slice(1), column.slice(0, len(column) - 1)
+            if not pc.any(pc.greater(later, earlier)).as_py():
+                oldest: int = pc.min(column).value
+                return oldest
         moments = cursor_micros(page)
         for index, (previous, moment) in enumerate(pairwise(moments), start=1):
             if moment > previous:
@@ -92,3 +95,7 @@ class ReadGuard:
                 from_micros(previous).isoformat(),
             )
         self.disorder_seen = True
+
+
+def _instant(moment: datetime) -> pa.TimestampScalar:
+    return pa.scalar(moment, TIMESTAMP)
