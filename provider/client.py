@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property, partial
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 import requests
@@ -191,6 +191,7 @@ class OctopushClient:
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
         self._cancelled = threading.Event()
+        self._templates: dict[str, requests.PreparedRequest] = {}
 
     def __repr__(self) -> str:
         return (
@@ -217,11 +218,27 @@ class OctopushClient:
         session.mount("http://", adapter)
         return session
 
+    def _request(self, url: str, params: dict[str, str]) -> requests.PreparedRequest:
+        """The GET of ``url`` with ``params``, from a template prepared once per URL.
+
+        ``Session.get`` prepares every request anew (headers merged, auth applied, URL parsed and
+        requoted) and ``Session.send`` handles cookies, hooks and redirects that these reads do
+        not use: half the CPU of a request to a nearby server, and a thousand requests a load.
+        """
+        template = self._templates.get(url)
+        if template is None:
+            template = self.session.prepare_request(requests.Request("GET", url))
+            self._templates[url] = template
+        request = template.copy()
+        request.url = f"{template.url}?{urlencode(params)}"
+        return request
+
     def close(self) -> None:
         """Close the session's connections, if any were opened."""
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
+            self._templates.clear()
 
     def cancel(self) -> None:
         """Stop every read of this client, from any thread (e.g. a task's ``on_kill``).
@@ -381,12 +398,14 @@ class OctopushClient:
         params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
         with deadline(self.request_deadline) as watch:
             try:
-                response = self.session.get(
-                    endpoint.url,
-                    params=params,
-                    timeout=self.timeout,
-                    allow_redirects=False,
+                request = self._request(endpoint.url, params)
+                session = self.session
+                response = session.get_adapter(endpoint.url).send(
+                    request,
                     stream=True,
+                    timeout=self.timeout,
+                    verify=True if session.verify is None else session.verify,
+                    proxies=session.proxies,
                 )
                 with response:
                     body = self._read(response, number)
