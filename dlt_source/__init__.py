@@ -52,7 +52,7 @@ from octopush_dlt.settings import (
 )
 from octopush_dlt.tables import CONVERSATIONS, MESSAGES, TABLES
 from octopush_provider.client import OctopushClient
-from octopush_provider.conversations import Conversation, parse_page, to_utc
+from octopush_provider.conversations import Conversation, to_utc
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import Page, StopReason
 from octopush_provider.paging import PageStream
@@ -107,21 +107,15 @@ def _table(
 ) -> pa.Table | None:
     """The rows of a batch at or after the guard's start, as one table (None: no such row).
 
-    Column-wise when every page of the batch was built so; otherwise every row of the batch is
-    parsed and the batch goes the row-wise way, with the run's types for extra columns.
+    The pages the fast path took bring their tables; the rows of the others go the row-wise
+    way, with the run's types for extra columns (null in the tables of the first).
     """
-    if all(page.table is not None for page in batch):
-        return guard.keep_table(pa.concat_tables([page.table for page in batch]))
-    rows = [
-        row
-        for page in batch
-        for row in (
-            page.conversations
-            if page.table is None
-            else parse_page(page.conversations, page=page.number)
-        )
-    ]
-    return _rows_table(rows, guard, coerced=coerced, extra_types=extra_types)
+    tables = [guard.keep_table(page.table) for page in batch if page.table is not None]
+    rows = [row for page in batch if page.table is None for row in page.conversations]
+    parsed = _rows_table(rows, guard, coerced=coerced, extra_types=extra_types) if rows else None
+    if parsed is not None:
+        tables.append(parsed)
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def _counted(

@@ -269,7 +269,7 @@ class OctopushClient:
         """Pages of conversations, newest first as the API serves them.
 
         ``stop_when`` is asked after each page is yielded whether to read on; ``max_pages``
-        overrides the client's. ``tabulate`` is tried on each page's objects before they are
+        overrides the client's. ``tabulate`` is tried on each page's body before it is
         parsed (see :class:`Page`). The returned stream's ``report`` tells pages, requests,
         retries and why the read stopped.
         """
@@ -485,11 +485,12 @@ class OctopushClient:
             )
         if status >= 500 or status < 200:
             raise self._server_error(response, body, number)
+        if endpoint.tabulate is not None:
+            tabulated = endpoint.tabulate(body)
+            if tabulated is not None:
+                table, keys = tabulated
+                return keys, table, None
         items = self._parse_body(response, body, number)
-        if items and endpoint.tabulate is not None:
-            table = endpoint.tabulate(items)
-            if table is not None:
-                return items, table, None
         conversations = endpoint.parse(items, page=number)
         if conversations:
             return conversations, None, None

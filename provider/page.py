@@ -9,8 +9,9 @@ from typing import Any
 
 from octopush_provider.conversations import Conversation
 
-# Builds a page's table from the API's objects as sent, or returns None to have them parsed.
-Tabulate = Callable[[list[Any]], Any]
+# Builds a page's table from its body as sent, with each row's id and cursor as sent (what pages
+# are compared by), or returns None to have the body parsed row by row.
+Tabulate = Callable[[bytes], tuple[Any, list[Conversation]] | None]
 
 
 class StopReason(StrEnum):
@@ -27,8 +28,8 @@ class StopReason(StrEnum):
 class Page:
     """One answered page: its conversations, or the proof that the list ended.
 
-    When the read's ``tabulate`` made a ``table`` of the page, ``conversations`` holds the API's
-    objects as sent, unparsed: only their ids and cursors are compared, between pages.
+    When the read's ``tabulate`` made a ``table`` of the page, ``conversations`` holds only each
+    row's id and ``last_message_at`` as sent: what pages are compared by.
     """
 
     number: int

@@ -6,6 +6,7 @@ must return the same table with nothing coerced; every page of the sandbox takes
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from typing import Any
@@ -16,6 +17,8 @@ import pytest
 
 from octopush_dlt.arrow import fast_table, to_table
 from octopush_dlt.tables import CONVERSATIONS
+from octopush_provider.conversations import CURSOR_FIELD as CURSOR
+from octopush_provider.conversations import ID_FIELD as ID
 from octopush_provider.conversations import parse_page
 from octopush_provider.exceptions import OctopushResponseError
 from octopush_provider.sandbox import ConversationStore
@@ -66,16 +69,23 @@ def _slow(items: list[Any]) -> tuple[pa.Table | None, Counter[str], str | None]:
 
 
 def _assert_same(items: list[Any]) -> bool:
-    """Both paths on one page; returns whether the fast path took it."""
-    fast = fast_table(items)
+    """Both paths on one page, sent as JSON; returns whether the fast path took it."""
+    return _assert_same_body(json.dumps(items).encode())
+
+
+def _assert_same_body(body: bytes) -> bool:
+    fast = fast_table(body)
     if fast is None:
         return False
+    table, keys = fast
+    items = orjson.loads(body)  # the client's own parser takes every body the fast path takes
     slow, coerced, error = _slow(items)
     assert error is None, f"the fast path took a page the row-wise path refuses: {error}"
     assert not coerced, f"the fast path took values the row-wise path coerces: {coerced}"
     assert slow is not None
-    assert fast.schema == slow.schema
-    assert fast.equals(slow), f"{fast.to_pylist()} != {slow.to_pylist()}"
+    assert table.schema == slow.schema
+    assert table.equals(slow), f"{table.to_pylist()} != {slow.to_pylist()}"
+    assert keys == [{ID: item[ID], CURSOR: item[CURSOR]} for item in items]
     return True
 
 
@@ -142,4 +152,35 @@ def test_each_odd_text_id_and_recipient(field, value):
 
 def test_a_timestamp_without_offset_goes_the_row_wise_way_which_warns_about_it():
     row = _sandbox_items(1)[0] | {"last_message_at": "2026-11-01T10:00:00"}
-    assert fast_table([row]) is None
+    assert fast_table(json.dumps([row]).encode()) is None
+
+
+_ROW = _sandbox_items(1)[0] | {"conversation_id": "c1", "number_of_messages": 2}
+ROW = orjson.dumps(_ROW)
+ODD_BODIES = {
+    "pretty printed": (json.dumps([_ROW], indent=2).encode(), True),
+    "escaped text": (json.dumps([_ROW | {"conversation_id": "cé🙏\n\u0000"}]).encode(), True),
+    "duplicate key": (b"[" + ROW[:-1] + b',"number_of_messages":3}' + b"]", False),
+    "invalid UTF-8": (b"[" + ROW.replace(b"c1", b"c\xff") + b"]", False),
+    "lone surrogate": (b"[" + ROW.replace(b"c1", b"c\\ud800") + b"]", False),
+    "byte order mark": (b"\xef\xbb\xbf[" + ROW + b"]", False),
+    "null": (b"null", False),
+    "a null item": (b"[" + ROW + b",null]", False),
+    "empty list": (b"[]", False),
+    "nested list": (b"[[" + ROW + b"]]", False),
+    "an object": (ROW, False),
+    "two lists": (b"[" + ROW + b"] [" + ROW + b"]", False),
+    "trailing comma": (b"[" + ROW + b",]", False),
+    "truncated": (b"[" + ROW[:-5], False),
+    "empty body": (b"", False),
+    "a float count": (b"[" + ROW.replace(b":2}", b":2.0}") + b"]", False),
+    "an exponent count": (b"[" + ROW.replace(b":2}", b":2e0}") + b"]", False),
+    "NaN count": (b"[" + ROW.replace(b":2}", b":NaN}") + b"]", False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ODD_BODIES)
+def test_odd_bodies_give_the_same_table_or_go_the_row_wise_way(name):
+    body, taken = ODD_BODIES[name]
+    assert _assert_same_body(b"[" + ROW + b"]")
+    assert _assert_same_body(body) is taken
