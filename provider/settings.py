@@ -33,7 +33,11 @@ MAX_REQUEST_DEADLINE = 3600.0
 MAX_RESPONSE_BYTES_CAP = 1024 * 1024 * 1024
 MAX_PAGES_CAP = 1_000_000
 DEFAULT_CONCURRENCY = 1  # the bare client reads strictly in order unless told otherwise
-LOAD_CONCURRENCY = 8  # pages in flight for warehouse loads, from the hook and the dlt source
+# Pages (or conversations' messages) in flight for warehouse loads, from the hook and the dlt
+# source. Measured on the sandbox with 20 ms latency: 100k conversations in 1.38-1.40x the time
+# of an 8-connection download with 8, 1.10-1.17x with 12, 1.03x with 16; past 12 the gain is
+# small and the load on the API is not, which answers crowds with 429s that slow every client.
+LOAD_CONCURRENCY = 12
 MAX_CONCURRENCY = 32
 
 USER_AGENT = "airflow-provider-octopush"

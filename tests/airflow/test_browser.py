@@ -92,7 +92,7 @@ def add_connection_through_the_form(visit: Visit, deployment: Deployment) -> dic
     form.get_by_label("Concurrent requests").fill("64")
     form.get_by_label("Connect timeout (seconds)").fill("-5")
     form.get_by_label("Read timeout (seconds)").click()
-    for default in ("Empty: 100.", "Empty: 8.", "Empty: 10.", "Empty: 60."):
+    for default in ("Empty: 100.", "Empty: 12.", "Empty: 10.", "Empty: 60."):
         expect(form.get_by_text(default, exact=False)).to_be_visible()
     expect(form.get_by_text("(proxies only)", exact=False)).to_be_visible()
     visit.step("form-extra-fields", typed_by_the_user=True)

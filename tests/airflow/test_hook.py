@@ -113,14 +113,14 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
 
     client = OctopushHook().get_conn()
 
-    assert (client.per_page, client.concurrency, client.timeout) == (100, 8, (10.0, 60.0))
+    assert (client.per_page, client.concurrency, client.timeout) == (100, 12, (10.0, 60.0))
     assert client.messages_url == f"{sandbox.base_url}/conversations/messages/list"
     assert (
         "Empty: conversations/messages/list." in CONNECTION_FIELDS["messages_path"]["description"]
     )
     shown = {
         "per_page": 100,
-        "concurrency": 8,
+        "concurrency": 12,
         "connect_timeout": 10,
         "read_timeout": 60,
         "request_deadline": 120,
