@@ -177,12 +177,20 @@ def _kept(array: pa.Array) -> pa.Array:
     """A copy of ``array`` kept for the rest of the read, in a pool of its own: small buffers
     that stay among the pages' short-lived ones in the C library's heap keep it from being
     reused (kept there, the ids of a 1M load took 45 MiB more)."""
-    return pa.concat_arrays([array], memory_pool=pa.mimalloc_memory_pool())
+    return pa.concat_arrays([array], memory_pool=_kept_pool())
+
+
+def _kept_pool() -> pa.MemoryPool:
+    """mimalloc's pool, or the default one where pyarrow was built without it."""
+    try:
+        return pa.mimalloc_memory_pool()
+    except pa.ArrowNotImplementedError:
+        return pa.default_memory_pool()
 
 
 def _hashes(ids: pa.ChunkedArray) -> pa.Array:
     """Python's 64-bit hash of each id (Arrow has no hash function of its own)."""
-    return pa.array(map(hash, ids.to_pylist()), pa.int64(), memory_pool=pa.mimalloc_memory_pool())
+    return pa.array(map(hash, ids.to_pylist()), pa.int64(), memory_pool=_kept_pool())
 
 
 def _value_counts(values: pa.ChunkedArray) -> tuple[list[int], list[int]]:
