@@ -189,10 +189,10 @@ def _resource_state(pipeline: dlt.Pipeline, resource: str) -> dict[str, Any]:
     return state
 
 
-def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> int:
-    """Conversations of ``read`` whose ``number_of_messages`` differs from their rows in
-    ``messages``; one query per chunk of ids, which returns the count and a few to name."""
-    count, named = 0, []
+def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> list[str]:
+    """The conversations of ``read`` whose ``number_of_messages`` differs from their rows in
+    ``messages``, in order; one query per chunk of ids."""
+    found: list[str] = []
     with pipeline.sql_client() as client:
         conversations = client.make_qualified_table_name(TABLE_NAME)
         messages = client.make_qualified_table_name(MESSAGES_TABLE_NAME)
@@ -200,26 +200,43 @@ def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> int:
             chunk = read[start : start + _CHECK_CHUNK]
             ids = ", ".join(["%s"] * len(chunk))
             rows = client.execute_sql(
-                f"SELECT c.{PRIMARY_KEY}, count(*) OVER () "
+                f"SELECT c.{PRIMARY_KEY} "
                 f"FROM {conversations} c LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n "
                 f"FROM {messages} WHERE {PRIMARY_KEY} IN ({ids}) GROUP BY {PRIMARY_KEY}) m "
                 f"ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY} WHERE c.{PRIMARY_KEY} IN ({ids}) "
                 "AND coalesce(m.n, 0) <> c.number_of_messages "
-                f"ORDER BY c.{PRIMARY_KEY} LIMIT {NAMED_IN_LOG}",
+                f"ORDER BY c.{PRIMARY_KEY}",
                 *chunk,
                 *chunk,
             )
-            if rows:
-                count += rows[0][1]
-                named += [cid for cid, _ in rows]
-    if count:
-        logger.warning(
-            "Octopush: %d of the %d conversations read disagree with their messages, e.g. %s",
-            count,
-            len(read),
-            ", ".join(named[:NAMED_IN_LOG]),
-        )
-    return count
+            found += [cid for (cid,) in rows or []]
+    return found
+
+
+class _Agreement:
+    """The consistency check of a run: the conversations whose messages it read, checked after
+    each slice, so that only those that disagree then wait for the end, not every id a first
+    load of a large account reads."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self._suspects: dict[str, None] = {}
+
+    def check(self, pipeline: dlt.Pipeline, read: list[str]) -> None:
+        self.read += len(read)
+        self._suspects |= dict.fromkeys(_disagreeing(pipeline, read))
+
+    def disagreeing(self, pipeline: dlt.Pipeline) -> int:
+        """How many still disagree at the end (a later slice may have mended one), logged."""
+        found = _disagreeing(pipeline, list(self._suspects)) if self._suspects else []
+        if found:
+            logger.warning(
+                "Octopush: %d of the %d conversations read disagree with their messages, e.g. %s",
+                len(found),
+                self.read,
+                ", ".join(found[:NAMED_IN_LOG]),
+            )
+        return len(found)
 
 
 def _slice_progress(backfill: dict[str, Any], slices: int, started: float) -> None:
@@ -255,13 +272,15 @@ def run_load(
     started = time.monotonic()
     reads: list[dict[str, Any]] = []
     message_reads: list[dict[str, Any]] = []
-    messages_read: dict[str, None] = {}  # the conversations whose messages this run read
+    agreement = _Agreement()
+    with_messages = MESSAGES_RESOURCE_NAME in source.selected_resources
     for slices in range(1, MAX_SLICES + 1):
         with _rare_collections(), _malloc_for_arrow():
             info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
         refresh = None
-        for load_id in info.loads_ids:
-            messages_read |= dict.fromkeys(conversations_read(load_id))
+        read_ids = [cid for load_id in info.loads_ids for cid in conversations_read(load_id)]
+        if with_messages and read_ids:
+            agreement.check(pipeline, read_ids)
         state = _resource_state(pipeline, RESOURCE_NAME)
         read: dict[str, Any] = state.get("last_read", {})
         reads.append(read)
@@ -281,7 +300,7 @@ def run_load(
     last = reads[-1]
     cursor = stored_cursor(state)
     messages = None
-    if MESSAGES_RESOURCE_NAME in source.selected_resources:
+    if with_messages:
         figures = _sum(message_reads, _MESSAGES_SUMMED)
         kept = _resource_state(pipeline, MESSAGES_RESOURCE_NAME).get("kept_apart", {})
         messages = MessagesSummary(
@@ -290,7 +309,7 @@ def run_load(
             messages_loaded=figures["messages"],
             requests=figures["requests"],
             kept_apart=len(kept),
-            disagreeing=_disagreeing(pipeline, list(messages_read)),
+            disagreeing=agreement.disagreeing(pipeline),
         )
     found = None
     if "deletions" in last:

@@ -203,6 +203,41 @@ def test_a_killed_first_load_redoes_at_most_one_slice(make_sandbox, make_pipelin
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
 
+class _UnreadableOnce(set[str]):
+    """The sandbox's unreadable ids: those of ``once`` for their first request only."""
+
+    def __init__(self, *, once: set[str], always: set[str]) -> None:
+        super().__init__(always)
+        self._once = set(once)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        if conversation_id in self._once:
+            self._once.discard(conversation_id)  # type: ignore[arg-type]
+            return True
+        return super().__contains__(conversation_id)
+
+
+def test_a_first_load_in_slices_counts_what_still_disagrees_at_its_end(
+    make_sandbox, make_pipeline, caplog
+):
+    sandbox = make_sandbox(conversations=600)
+    # The two oldest conversations: both in the first slice, which takes the oldest first.
+    mended, broken = (row["conversation_id"] for row in sandbox.store.snapshot()[-2:])
+    sandbox.unreadable_ids = _UnreadableOnce(once={mended}, always={broken})
+    pipeline = make_pipeline()
+
+    with caplog.at_level(logging.WARNING, logger="octopush_dlt.runner"):
+        summary = run_load(pipeline, sandbox_source(sandbox, slice_conversations=200))
+
+    assert summary.slices == 3 and summary.messages is not None
+    # Both disagreed after the first slice; the next slice's retry mended one.
+    assert (summary.messages.kept_apart, summary.messages.disagreeing) == (1, 1)
+    [line] = [record.getMessage() for record in caplog.records if "disagree" in record.msg]
+    assert summary.messages.conversations_read == 600 + 1 + 2  # with the retries of both
+    assert line.startswith("Octopush: 1 of the 603 conversations read disagree") and broken in line
+    assert mended not in line
+
+
 def test_a_first_load_in_slices_is_exact_while_the_data_moves(make_sandbox, make_pipeline, caplog):
     sandbox = make_sandbox(conversations=900)
     for n in range(5, 1500, 40):
