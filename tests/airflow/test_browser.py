@@ -98,6 +98,9 @@ def add_connection_through_the_form(visit: Visit, deployment: Deployment) -> dic
     visit.step("form-extra-fields", typed_by_the_user=True)
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_role("row").filter(has_text="octopush_form")).to_be_visible()
+    # The form fades out after the list shows the row; until it has gone, the page still holds
+    # what the user typed into it.
+    expect(form).to_have_count(0)
     visit.step("connection-list")
     stored: dict[str, Any] = deployment.api("GET", "/api/v2/connections/octopush_form").json()
     return stored
