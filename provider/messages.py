@@ -157,9 +157,13 @@ def read_conversation(client: OctopushClient, parent: MessageParent) -> Conversa
     received = 0
 
     def enough(page: Page) -> bool:
+        """Stop once it has enough, or at the first page that cannot be this conversation's:
+        without a count, an API that ignores the id would otherwise serve every message of
+        the account."""
         nonlocal received
         received += len(page.conversations)
-        return expected is not None and received >= expected
+        full = expected is not None and received >= expected
+        return full or _stranger(parent, page.conversations) is not None
 
     # Each non-empty page holds at least one message and the read stops once it has enough:
     # this bound is never reached by a faithful answer.

@@ -13,6 +13,7 @@ from octopush_dlt import octopush_source
 from octopush_dlt.runner import run_load
 from octopush_provider.conversations import to_utc
 from octopush_provider.exceptions import OctopushConfigError, OctopushRequestError
+from octopush_provider.messages import MessageParent
 from octopush_provider.retry import RetryPolicy
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from tests.helpers import (
@@ -23,14 +24,9 @@ from tests.helpers import (
     loaded_table,
     message_requests,
     requested_conversations,
+    root_cause,
     sandbox_source,
 )
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def test_a_full_load_lands_every_message_once_with_its_conversation(make_sandbox, make_pipeline):
@@ -184,7 +180,7 @@ def test_a_killed_first_load_redoes_at_most_one_slice(make_sandbox, make_pipelin
 
     with pytest.raises(PipelineStepFailed) as raised:
         run_load(pipeline, sandbox_source(sandbox, slice_conversations=200))
-    assert isinstance(_root_cause(raised.value), OctopushRequestError)
+    assert isinstance(root_cause(raised.value), OctopushRequestError)
     before = {
         record.query["conversation_id"].removeprefix("cid_")
         for record in message_requests(sandbox)
@@ -384,3 +380,20 @@ def test_a_first_load_capped_by_max_pages_is_finished_by_the_next_run(make_sandb
     assert full.slices == 3
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert loaded_messages(pipeline) == expected_messages(sandbox.store)
+
+
+def test_without_a_count_a_read_stops_at_the_first_page_that_is_not_the_conversations(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=300)
+    victim = sandbox.store.snapshot()[0]
+    sandbox.unreadable_ids.add(victim["conversation_id"])  # answered with everyone's messages
+    parent = MessageParent(
+        conversation_id=victim["conversation_id"],
+        phone_number=victim["recipient_details"]["phone_number"],
+    )
+
+    [result] = make_client(sandbox).read_messages([parent])
+
+    assert result.error is not None and result.messages == []
+    assert requested_conversations(sandbox) == [victim["conversation_id"]]  # one page, not all
