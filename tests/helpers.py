@@ -108,3 +108,10 @@ def loaded_messages(pipeline: dlt.Pipeline) -> dict[str, Message]:
     table = {mid: (cid, status, text, at.astimezone(UTC)) for mid, cid, status, text, at in rows}
     assert len(table) == len(rows), "a message was loaded twice"
     return table
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The first error of a chain: what dlt wraps in its step errors."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error

@@ -15,16 +15,16 @@ from octopush_dlt.arrow import fast_table
 from octopush_dlt.runner import run_load
 from octopush_provider.exceptions import OctopushAuthError, OctopushServerError
 from octopush_provider.retry import RetryPolicy
-from tests.helpers import conversations_source, expected_table, loaded_table, read_report
+from tests.helpers import (
+    conversations_source,
+    expected_table,
+    loaded_table,
+    read_report,
+    root_cause,
+)
 
 # These tests pin the conversations table; tests/test_messages.py loads both.
 CONVERSATIONS_ONLY = ["conversations"]
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def test_a_full_load_equals_the_sandbox(make_sandbox, make_pipeline):
@@ -173,7 +173,7 @@ def test_a_run_that_fails_midway_loads_nothing_and_the_rerun_is_exact(
     with pytest.raises(PipelineStepFailed) as raised:
         run_load(pipeline, octopush_source(client=client, resources=CONVERSATIONS_ONLY))
 
-    assert isinstance(_root_cause(raised.value), OctopushServerError)
+    assert isinstance(root_cause(raised.value), OctopushServerError)
     assert "octopush" not in pipeline.state.get("sources", {})
     sandbox.clear_faults()
     sandbox.store.add_new(2)
@@ -254,7 +254,7 @@ def test_wrong_credentials_fail_fast_without_echoing_the_key(make_sandbox, make_
     with caplog.at_level(logging.DEBUG), pytest.raises(PipelineStepFailed) as raised:
         run_load(pipeline, source)
 
-    error = _root_cause(raised.value)
+    error = root_cause(raised.value)
     assert isinstance(error, OctopushAuthError)
     assert "check the API login and API key" in str(error)
     assert len(sandbox.requests) == 1

@@ -24,7 +24,7 @@ from octopush_dlt.privacy import hmac_hex
 from octopush_dlt.runner import run_load
 from octopush_provider.exceptions import OctopushPrivacyError
 from octopush_provider.sandbox import ConversationStore
-from tests.helpers import POSTGRES_URL, sandbox_source
+from tests.helpers import POSTGRES_URL, root_cause, sandbox_source
 
 SECRET = "pepper-for-the-tests-7f3a"
 PERSONAL = [
@@ -37,12 +37,6 @@ PERSONAL = [
     "user_identifiers__email",
     "contact_name",
 ]
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
 
 
 def _raw_values(store: ConversationStore) -> set[str]:
@@ -200,7 +194,7 @@ def test_a_different_secret_is_refused_unless_full_refresh(make_sandbox, make_pi
     with pytest.raises(PipelineStepFailed) as failed:
         run_load(pipeline, sandbox_source(sandbox, hash_columns=PERSONAL, hash_secret="other"))
 
-    error = _root_cause(failed.value)
+    error = root_cause(failed.value)
     assert isinstance(error, OctopushPrivacyError)
     assert "hash_secret differs" in str(error)
     assert "full refresh" in str(error)
@@ -224,7 +218,7 @@ def test_changing_the_hashed_columns_of_a_loaded_table_is_refused(make_sandbox, 
     with pytest.raises(PipelineStepFailed) as failed:
         run_load(pipeline, sandbox_source(sandbox, hash_columns=PERSONAL, hash_secret=SECRET))
 
-    message = str(_root_cause(failed.value))
+    message = str(root_cause(failed.value))
     assert "hash_columns was [], now ['agent_assigned_to'" in message
     assert "--full-refresh" in message
 
