@@ -213,7 +213,9 @@ class OctopushClient:
         session.auth = self._auth
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
-        adapter = WatchedAdapter(pool_connections=1, pool_maxsize=max(self.concurrency, 2))
+        # The messages of a load are read while the list's prefetching threads may still be
+        # fetching: twice the concurrency, so that no connection is opened only to be dropped.
+        adapter = WatchedAdapter(pool_connections=1, pool_maxsize=2 * self.concurrency)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -310,7 +312,7 @@ class OctopushClient:
         return PageStream(
             fetch,
             stop_when=stop_when,
-            max_pages=max_pages,
+            max_pages=max_pages or self.max_pages,
             page_wait=self.retry.longest(self.request_deadline),
             id_field=MESSAGE_ID_FIELD,
             log_level=logging.DEBUG,
@@ -404,7 +406,7 @@ class OctopushClient:
                     request,
                     stream=True,
                     timeout=self.timeout,
-                    verify=True if session.verify is None else session.verify,
+                    verify=session.verify,  # type: ignore[arg-type]  # always set above
                     proxies=session.proxies,
                 )
                 with response:
@@ -485,11 +487,10 @@ class OctopushClient:
             )
         if status >= 500 or status < 200:
             raise self._server_error(response, body, number)
-        if endpoint.tabulate is not None:
-            tabulated = endpoint.tabulate(body)
-            if tabulated is not None:
-                table, keys = tabulated
-                return keys, table, None
+        tabulated = endpoint.tabulate(body) if endpoint.tabulate is not None else None
+        if tabulated is not None and tabulated[1]:  # an empty page ends the read below
+            table, keys = tabulated
+            return keys, table, None
         items = self._parse_body(response, body, number)
         conversations = endpoint.parse(items, page=number)
         if conversations:

@@ -173,3 +173,14 @@ def test_max_pages_stops_a_server_that_serves_new_conversations_forever(
     assert stream.report.stop_reason is StopReason.MAX_PAGES
     assert "stopped at max_pages=5" in caplog.text
     assert len(sandbox.requests) <= 5 + concurrency * 4
+
+
+@pytest.mark.timeout(30)
+def test_a_tabulate_that_finds_no_rows_leaves_the_end_to_the_client(make_sandbox, make_client):
+    sandbox = make_sandbox(conversations=5)
+    stream = make_client(sandbox, per_page=2).iter_pages(tabulate=lambda body: (None, []))
+
+    rows = [row for page in stream for row in page]
+
+    assert len(rows) == 5  # parsed, since the tabulate took nothing
+    assert stream.report.stop_reason in (StopReason.EMPTY_PAGE, StopReason.NOT_FOUND)

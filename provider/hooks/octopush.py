@@ -8,6 +8,7 @@ extras = client options (see :data:`octopush_provider.CONNECTION_FIELDS`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -61,7 +62,10 @@ def as_bool(value: object) -> bool:
 def _as_seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError
-    return float(value)
+    seconds = float(value)
+    if not math.isfinite(seconds):  # NaN passes every bounds check
+        raise ValueError
+    return seconds
 
 
 def _as_path(value: object) -> str:

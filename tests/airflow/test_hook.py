@@ -138,6 +138,7 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
         ({"concurrency": 64}, "Concurrent requests (extra 'concurrency')"),
         ({"connect_timeout": -5}, "Connect timeout (seconds) (extra 'connect_timeout')"),
         ({"read_timeout": 0.5}, "Read timeout (seconds) (extra 'read_timeout')"),
+        ({"read_timeout": "nan"}, "Read timeout (seconds) (extra 'read_timeout')"),
         ({"allow_insecure_http": "maybe"}, "Allow plain http (extra 'allow_insecure_http')"),
         ({"request_deadline": "soon"}, "Request deadline (seconds) (extra 'request_deadline')"),
         ({"max_response_bytes": 0}, "Largest answer (bytes) (extra 'max_response_bytes')"),
