@@ -199,7 +199,7 @@ def _conversations(
     if not guard.trust_order:
         logger.warning("Octopush ordering failed in an earlier run: reading every page")
     # Every conversation of a slice is new to the table, wherever the cursor stands.
-    tally = ReadTally(previous=None if slicing else previous, horizon=horizon)
+    tally = ReadTally(previous=None if slicing else previous, horizon=horizon, cursor=previous)
     coerced: Counter[str] = Counter()
     known = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(known.get("columns"))

@@ -54,19 +54,23 @@ class ReadTally:
     """Counts the rows of one read and moves the cursor over those that are not in the future.
 
     ``previous`` is the cursor the run started from, ``horizon`` the latest instant that is not
-    in the future (the run's start plus the clock-skew tolerance). Each table is counted
+    in the future (the run's start plus the clock-skew tolerance). ``cursor``, when given, is
+    where the cursor starts instead of ``previous``: a slice of a first load counts every row
+    as new (``previous=None``), but must never move the cursor back. Each table is counted
     column-wise; what is kept until :meth:`finish` counts distinct conversations is, per row,
     a 64-bit hash of its id and its kind, 9 bytes in Arrow arrays (a set of ids took 100).
     Two ids of one read share a hash with a chance of about 3 in 100 million at a million
     conversations: they would count once, and the load would merge instead of append.
     """
 
-    def __init__(self, *, previous: datetime | None, horizon: datetime) -> None:
+    def __init__(
+        self, *, previous: datetime | None, horizon: datetime, cursor: datetime | None = None
+    ) -> None:
         self.previous = previous
         self.horizon = horizon
         self._previous = None if previous is None else pa.scalar(previous, TIMESTAMP)
         self._horizon = pa.scalar(horizon, TIMESTAMP)
-        self._cursor = previous
+        self._cursor = previous if cursor is None else cursor
         self._hashes: list[pa.Array] = []
         self._kinds: list[pa.Array] = []
         self._future: list[pa.Array] = []
@@ -76,7 +80,7 @@ class ReadTally:
 
     @property
     def cursor(self) -> datetime | None:
-        """The newest ``last_message_at`` read that is not in the future, or ``previous``."""
+        """The newest ``last_message_at`` read that is not in the future, or where it started."""
         return self._cursor
 
     @property

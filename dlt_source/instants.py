@@ -1,9 +1,6 @@
-"""The ids and instants of a read's rows, as plain lists, however the rows were built.
-
-The checks of a read (ordering, the cursor, the counts) look at three columns of every row.
-Reading them as lists, instants as microseconds since the epoch in UTC (what Arrow stores),
-keeps those checks one piece of code for tables built column-wise and rows parsed one by one,
-and costs no datetime object per value.
+"""The ``last_message_at`` of a page's rows as microseconds since the epoch in UTC (what Arrow
+stores), however the rows were built: the ordering check of parsed rows, and the naming of a
+row out of order, read them so (tables are checked column-wise in :mod:`octopush_dlt.reading`).
 """
 
 from __future__ import annotations

@@ -59,3 +59,14 @@ def test_nothing_read_leaves_the_cursor_where_it_was():
     assert tally.finish() == {"new": 0, "updated": 0, "unchanged": 0, "future": 0}
     assert tally.cursor is previous
     assert not tally.repeated
+
+
+def test_a_slice_counts_every_row_as_new_but_never_moves_the_cursor_back():
+    stored = START + timedelta(minutes=30)
+    empty = ReadTally(previous=None, horizon=START + timedelta(days=1), cursor=stored)
+    older = ReadTally(previous=None, horizon=START + timedelta(days=1), cursor=stored)
+
+    older.add(_table(("a", 1, 20)))
+
+    assert empty.cursor is stored and empty.finish()["new"] == 0
+    assert older.cursor is stored and older.finish()["new"] == 1
