@@ -144,16 +144,30 @@ def full_read(
     if start is None or stream.report.stop_reason is StopReason.MAX_PAGES:
         return
     guard = ReadGuard(start=start - HEAD_MARGIN)
-    for page in client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages):
+    head = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+    for page in head:
         seen.update(row[ID_FIELD] for row in page)
         yield page
+    if _capped(head, stream):
+        return
     missing = held() - seen
     if missing:
         logger.info("%d conversations not listed: reading the list again to confirm", len(missing))
-        for page in client.iter_pages(max_pages=max_pages):
+        confirm = client.iter_pages(max_pages=max_pages)
+        for page in confirm:
             found = [row for row in page if row[ID_FIELD] in missing]
             if found:
                 yield found
+        _capped(confirm, stream)
+
+
+def _capped(read: PageStream, full: PageStream) -> bool:
+    """Whether ``read``, a part of the full read ``full``, stopped at ``max_pages``; if so the
+    full read counts as capped too, and nothing is marked (:func:`check_complete`)."""
+    if read.report.stop_reason is StopReason.MAX_PAGES:
+        full.report.stop_reason = StopReason.MAX_PAGES
+        return True
+    return False
 
 
 def held_ids(pipeline: dlt.Pipeline, *, table: str, key: str) -> set[str]:

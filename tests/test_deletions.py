@@ -121,6 +121,25 @@ def test_a_read_capped_by_max_pages_flags_nothing_and_says_why(make_sandbox, mak
     assert _flagged(pipeline) == set()
 
 
+def test_a_confirming_read_capped_by_max_pages_flags_nothing(make_sandbox, make_pipeline):
+    sandbox = make_sandbox(conversations=200)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox))
+    sandbox.store.delete(_oldest_ids(sandbox, 1))  # unseen: the list is read again to confirm
+    sandbox.clear_requests()
+    # The first read takes 10 pages of 20 and proves the end; then the list grows to 12 pages,
+    # which the confirming read, capped at 11 like the first, cannot reach the end of.
+    sandbox.before_request(13, lambda store: store.add_new(40))
+
+    with pytest.raises(OctopushDeletionError, match="the read stopped at max_pages"):
+        run_load(
+            pipeline,
+            sandbox_source(sandbox, detect_deletes=True, per_page=20, concurrency=1, max_pages=11),
+        )
+
+    assert _flagged(pipeline) == set()
+
+
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_conversations_moving_during_the_read_are_not_taken_for_deleted(
     make_sandbox, make_pipeline, concurrency
