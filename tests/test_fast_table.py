@@ -7,6 +7,7 @@ must return the same table with nothing coerced; every page of the sandbox takes
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import Counter
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from octopush_dlt.arrow import fast_table, to_table
 from octopush_dlt.tables import CONVERSATIONS
+from octopush_provider import conversations
 from octopush_provider.conversations import CURSOR_FIELD as CURSOR
 from octopush_provider.conversations import ID_FIELD as ID
 from octopush_provider.conversations import parse_page
@@ -35,6 +37,12 @@ ODD_TIMESTAMPS = [
     "9999-12-31T23:00:00-05:00", "20261101T100000Z", "2026-W44-1T10:00:00Z", "", " ",
     "2026-11-01T10:00:00Z ", "2026-11-01T10:00:00+02:00:00", None, 1730455200, 1.5, True, [],
     {},
+]  # fmt: skip
+# What the fast path takes of them: seconds and an offset, a day the month has, years 1900-2999.
+TAKEN_TIMESTAMPS = [
+    "2026-11-01T10:00:00Z", "2026-11-01T10:00:00+02:00", "2026-11-01T10:00:00-05:30",
+    "2026-11-01T10:00:00-00:00", "2026-11-01T10:00:00+23:59", "2024-02-29T10:00:00Z",
+    "1900-01-01T00:00:00+01:00", "2999-12-31T23:59:59-12:00",
 ]  # fmt: skip
 ODD_INTEGERS = [
     0, 1, -1, 2**31, 2**53, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 2.0, 2.5,
@@ -133,7 +141,7 @@ def test_odd_values_give_the_same_table_or_go_the_row_wise_way():
 @pytest.mark.parametrize("field", ["first_message_at", "last_message_at"])
 def test_each_odd_timestamp(field, value):
     row = _sandbox_items(1)[0] | {field: value}
-    _assert_same([row])
+    assert _assert_same([row]) is (value in TAKEN_TIMESTAMPS)
 
 
 @pytest.mark.parametrize("value", ODD_INTEGERS)
@@ -147,12 +155,33 @@ def test_each_odd_integer(value):
 @pytest.mark.parametrize("field", ["last_message", "conversation_id", "recipient_details"])
 def test_each_odd_text_id_and_recipient(field, value):
     row = _sandbox_items(1)[0] | {field: value}
-    _assert_same([row])
+    assert _assert_same([row]) is _common(field, value)
 
 
-def test_a_timestamp_without_offset_goes_the_row_wise_way_which_warns_about_it():
+def _common(field: str, value: Any) -> bool:
+    """Whether the fast path takes ``value`` in ``field``: text (or null) where text belongs,
+    an id that is non-empty text, a recipient that is null or an object of known text fields."""
+    if field == "conversation_id":
+        return type(value) is str and value != ""
+    if field == "recipient_details":
+        return value is None or (
+            type(value) is dict
+            and value.keys() <= {"phone_number", "name"}
+            and all(part is None or type(part) is str for part in value.values())
+        )
+    return value is None or type(value) is str
+
+
+def test_a_timestamp_without_offset_goes_the_row_wise_way_which_warns_about_it(caplog):
     row = _sandbox_items(1)[0] | {"last_message_at": "2026-11-01T10:00:00"}
     assert fast_table(json.dumps([row]).encode()) is None
+    conversations._warn_no_offset.cache_clear()
+
+    with caplog.at_level(logging.WARNING):
+        table, _, error = _slow([row])
+
+    assert error is None and table is not None
+    assert "without a UTC offset" in caplog.text
 
 
 _ROW = _sandbox_items(1)[0] | {"conversation_id": "c1", "number_of_messages": 2}

@@ -22,7 +22,8 @@ def test_every_id_served_again_is_counted(exact_limit):
 
     assert again == [100] * len(pages)
     assert sum(first) <= (0 if exact_limit else 0.05 * 5_000)
-    assert seen.add(["a", "b", "a"]) == (1 if exact_limit else pytest.approx(1, abs=1))
+    again = seen.add(["a", "b", "a"])
+    assert again == 1 if exact_limit else 1 <= again <= 2  # a repeat is never missed
 
 
 def test_a_long_pass_keeps_about_four_bytes_an_id_and_few_false_repeats(monkeypatch):

@@ -130,7 +130,6 @@ def test_postgres_dag_loads_everything_then_only_the_changes(
 def test_a_run_with_full_refresh_reloads_everything(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     duckdb_file: Path,
 ) -> None:

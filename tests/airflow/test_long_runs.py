@@ -40,7 +40,6 @@ def keep_sigterm_handler() -> Iterator[None]:
 def warehouse(
     make_sandbox: Callable[..., SandboxServer],
     point_octopush_at: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     duckdb_file: Path,
 ) -> tuple[SandboxServer, Callable[[], dict[str, object]]]:

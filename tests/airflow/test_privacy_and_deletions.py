@@ -42,7 +42,6 @@ with DAG(
 def test_the_example_dag_flags_deleted_conversations_when_asked(
     sandbox: SandboxServer,
     point_octopush_at: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     duckdb_file: Path,
 ) -> None:
