@@ -19,15 +19,15 @@ Those in the future are counted apart: their timestamps cannot tell whether they
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from octopush_dlt.instants import FIRST_FIELD
+from octopush_dlt.arrow_values import FALSE, TRUES, constant_int8, int64_array
+from octopush_dlt.instants import FIRST_FIELD, arrow_instant, from_micros, instant_datetime
 from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY
-from octopush_dlt.tables import TIMESTAMP
 
 __all__ = ["ReadTally", "store_cursor", "stored_cursor"]
 
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 NAMED_FUTURE_ROWS = 10
 
 _KINDS = ("unchanged", "updated", "new")  # ranked: a later version of a row only ranks higher
+_NEW = constant_int8(_KINDS.index("new"), 1)[0]
 
 
 def stored_cursor(state: dict[str, Any]) -> datetime | None:
@@ -68,8 +69,8 @@ class ReadTally:
     ) -> None:
         self.previous = previous
         self.horizon = horizon
-        self._previous = None if previous is None else pa.scalar(previous, TIMESTAMP)
-        self._horizon = pa.scalar(horizon, TIMESTAMP)
+        self._previous = None if previous is None else arrow_instant(previous)
+        self._horizon = arrow_instant(horizon)
         self._cursor = previous if cursor is None else cursor
         self._hashes: list[pa.Array] = []
         self._kinds: list[pa.Array] = []
@@ -102,7 +103,7 @@ class ReadTally:
             ids, last = table.column(PRIMARY_KEY), table.column(CURSOR_COLUMN)
         if not table.num_rows:
             return
-        newest = pc.max(last).as_py().replace(tzinfo=UTC)  # Arrow's UTC is a ZoneInfo
+        newest = instant_datetime(pc.max(last))
         if self._cursor is None or newest > self._cursor:
             self._cursor = newest
         self._hashes.append(_hashes(ids))
@@ -111,11 +112,11 @@ class ReadTally:
     def _kind(self, table: pa.Table) -> pa.Array:
         """2 new (first message after ``previous``), 1 updated, 0 unchanged, per row."""
         if self._previous is None:
-            return pa.nulls(table.num_rows, pa.int8()).fill_null(2)
+            return constant_int8(2, table.num_rows)
         first = pc.greater(table.column(FIRST_FIELD), self._previous).combine_chunks()
         last = pc.greater(table.column(CURSOR_COLUMN), self._previous).combine_chunks()
         updated = pc.cast(last, pa.int8())
-        return pc.if_else(first.fill_null(False), pa.scalar(2, pa.int8()), updated)
+        return pc.if_else(first.fill_null(FALSE), _NEW, updated)
 
     def finish(self) -> dict[str, int]:
         """Distinct conversations read: ``new``, ``updated``, ``unchanged`` and ``future``.
@@ -149,7 +150,7 @@ class ReadTally:
             rows = rows.sort_by([("id", "ascending"), ("kind", "descending")])
             ids = rows.column("id")
             starts = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))  # an id's first row
-            highest = rows.column("kind").filter(pa.chunked_array([[True], *starts.chunks]))
+            highest = rows.column("kind").filter(pa.chunked_array([TRUES, *starts.chunks]))
             for kind, number in zip(*_value_counts(highest), strict=True):
                 counts[_KINDS[kind]] = number
         if self._future:
@@ -162,7 +163,8 @@ class ReadTally:
 
     def _note_future(self, ids: pa.ChunkedArray, moments: pa.ChunkedArray) -> None:
         self._future.append(_hashes(ids))
-        for conversation_id, moment in zip(ids.to_pylist(), moments.to_pylist(), strict=True):
+        micros = moments.cast(pa.int64()).to_pylist()
+        for conversation_id, moment in zip(ids.to_pylist(), map(from_micros, micros), strict=True):
             if len(self._named_future) >= NAMED_FUTURE_ROWS:
                 return
             if conversation_id in self._named_future:
@@ -194,7 +196,7 @@ def _kept_pool() -> pa.MemoryPool:
 
 def _hashes(ids: pa.ChunkedArray) -> pa.Array:
     """Python's 64-bit hash of each id (Arrow has no hash function of its own)."""
-    return pa.array(map(hash, ids.to_pylist()), pa.int64(), memory_pool=_kept_pool())
+    return int64_array(map(hash, ids.to_pylist()), memory_pool=_kept_pool())
 
 
 def _value_counts(values: pa.ChunkedArray) -> tuple[list[int], list[int]]:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
+from octopush_dlt.arrow_values import int64_scalar
+from octopush_dlt.tables import TIMESTAMP
 from octopush_provider.conversations import CURSOR_FIELD, Conversation
 from octopush_provider.page import Page
 
@@ -26,6 +28,17 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """Microseconds since the epoch as a UTC datetime."""
     return _EPOCH + micros * _MICROSECOND
+
+
+def arrow_instant(moment: datetime) -> pa.TimestampScalar:
+    """An aware datetime as an Arrow UTC timestamp (see :mod:`octopush_dlt.arrow_values`)."""
+    instant: pa.TimestampScalar = int64_scalar(to_micros(moment), TIMESTAMP)
+    return instant
+
+
+def instant_datetime(instant: pa.TimestampScalar) -> datetime:
+    """An Arrow UTC timestamp as a UTC datetime (Arrow's ``as_py`` asks pandas first)."""
+    return from_micros(instant.value)
 
 
 def _micros_column(table: pa.Table, name: str) -> list[int | None]:

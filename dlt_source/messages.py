@@ -23,10 +23,10 @@ import pyarrow as pa
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.instants import from_micros, table_cursor_micros
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.settings import (
     BATCH_ROWS,
-    CURSOR_COLUMN,
     MESSAGES_RESOURCE_NAME,
     NAMED_IN_LOG,
     PRIMARY_KEY,
@@ -83,7 +83,9 @@ def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
         conversations = conversations.append_column(
             _PHONE, pa.nulls(conversations.num_rows, pa.string())
         )
-    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT, CURSOR_COLUMN]).to_pydict()
+    columns = conversations.select([PRIMARY_KEY, _PHONE, _COUNT]).to_pydict()
+    # From microseconds: Arrow's own datetimes import pandas (see octopush_dlt.arrow_values).
+    moments = map(from_micros, table_cursor_micros(conversations))
     return [
         MessageParent(
             conversation_id=cid, phone_number=phone, number_of_messages=count, last_message_at=at
@@ -92,7 +94,7 @@ def _parents(conversations: pa.Table | list[Any]) -> list[MessageParent]:
             columns[PRIMARY_KEY],
             columns[_PHONE],
             columns[_COUNT],
-            columns[CURSOR_COLUMN],
+            moments,
             strict=True,
         )
     ]

@@ -21,8 +21,13 @@ from itertools import compress, pairwise
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from octopush_dlt.instants import cursor_micros, from_micros, rows_cursor_micros, to_micros
-from octopush_dlt.tables import TIMESTAMP
+from octopush_dlt.instants import (
+    arrow_instant,
+    cursor_micros,
+    from_micros,
+    rows_cursor_micros,
+    to_micros,
+)
 from octopush_provider.conversations import CURSOR_FIELD, Conversation
 from octopush_provider.paging import Page
 
@@ -63,7 +68,7 @@ class ReadGuard:
         """The rows of a table at or after ``start``."""
         if self.start is None:
             return table
-        return table.filter(pc.greater_equal(table.column(CURSOR_FIELD), _instant(self.start)))
+        return table.filter(pc.greater_equal(table.column(CURSOR_FIELD), arrow_instant(self.start)))
 
     def keep(self, rows: list[Conversation]) -> list[Conversation]:
         """The parsed rows at or after ``start``."""
@@ -95,7 +100,3 @@ class ReadGuard:
                 from_micros(previous).isoformat(),
             )
         self.disorder_seen = True
-
-
-def _instant(moment: datetime) -> pa.TimestampScalar:
-    return pa.scalar(moment, TIMESTAMP)

@@ -98,6 +98,28 @@ def test_credentials_come_from_dlt_environment_variables(tmp_path, make_sandbox)
     }
 
 
+def test_a_load_of_conversations_never_imports_pandas(tmp_path, make_sandbox):
+    """pyarrow imports pandas (0.2 s a process) when it first converts a Python value; a load of
+    conversations, first or incremental, converts none (octopush_dlt.arrow_values)."""
+    sandbox = make_sandbox(conversations=420)
+    env = _sandbox_environment(tmp_path, sandbox)
+
+    for run in ("first", "incremental"):
+        result = _command(
+            tmp_path, env, sys.executable, "-X", "importtime", "-m", "octopush_dlt",
+            "--resources", "conversations",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        imported = {
+            line.rsplit("|", 1)[-1].strip()
+            for line in result.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        assert {"dlt", "pyarrow"} <= imported, run  # -X importtime reports the process's imports
+        assert "pandas" not in imported, run
+    assert len(_table(tmp_path)) == 420
+
+
 def test_max_pages_caps_a_run_and_says_so(tmp_path, make_sandbox):
     sandbox = make_sandbox(conversations=420)
 
