@@ -123,16 +123,21 @@ def _counted(
     *,
     tally: ReadTally,
     finish: Callable[[pa.Table], pa.Table],
-    append: bool,
+    may_append: Callable[[], bool],
 ) -> Iterator[pa.Table | DataItemWithMeta]:
     """Each table counted (before ``finish``, which may drop columns), then finished.
 
     One table is held back, so that the last one can carry the write disposition once the whole
-    read is known: hints given with an item apply to the whole load of the table.
+    read is known: hints given with an item apply to the whole load of the table. Whether the
+    load may append is asked when the first table arrives, before dlt has seen any: the question
+    opens the destination, and the next pages download meanwhile.
     """
     held: pa.Table | None = None
+    append: bool | None = None
     for table in tables:
         if table is not None and table.num_rows:
+            if append is None:
+                append = may_append()
             tally.add(table)
             if held is not None:
                 yield held
@@ -204,7 +209,7 @@ def _conversations(
     known = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(known.get("columns"))
     # Not with messages: the messages transformer would inherit the hints with the table.
-    append = slice_size is None and table_is_absent(TABLE_NAME)
+    may_append = (lambda: table_is_absent(TABLE_NAME)) if slice_size is None else (lambda: False)
     listed_at = datetime.now(UTC)
     tables: Iterable[pa.Table | None]
     if slicing and slice_size:
@@ -245,7 +250,7 @@ def _conversations(
             if deletions is None
             else stamp_listed(privacy.apply(table), listed_at)
         ),
-        append=append,
+        may_append=may_append,
     )
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
