@@ -23,7 +23,7 @@ from collections.abc import Callable
 from octopush_provider.exceptions import OctopushStalledReadError
 from octopush_provider.page import Page
 
-FIRST_AHEAD = 2
+FIRST_AHEAD = 4
 
 
 class Prefetcher:
