@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
 
 from octopush_provider import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
 from octopush_provider.client import OctopushClient
@@ -174,6 +174,12 @@ class OctopushHook(BaseHook):
         return f"Airflow connection {self.octopush_conn_id!r}"
 
     @cached_property
+    def connection(self) -> Connection:
+        """The Airflow connection, looked up once per hook: a secrets backend may be a remote
+        service, and a load reads the connection twice (its hash secret, then its client)."""
+        return self.get_connection(self.octopush_conn_id)
+
+    @cached_property
     def client(self) -> OctopushClient:
         """The client built from the connection, once per hook."""
         client = self._build_client(where=self.where)
@@ -181,7 +187,7 @@ class OctopushHook(BaseHook):
         return client
 
     def _build_client(self, *, where: str | None) -> OctopushClient:
-        conn = self.get_connection(self.octopush_conn_id)
+        conn = self.connection
         if not conn.login:
             raise OctopushConfigError(f"The API login{_of(where)} is empty: set it")
         if not conn.password:
@@ -216,7 +222,7 @@ class OctopushHook(BaseHook):
 
     def hash_secret(self) -> str | None:
         """The connection's ``hash_secret`` extra, which keys hashed columns; None when unset."""
-        value = self.get_connection(self.octopush_conn_id).extra_dejson.get(HASH_SECRET_EXTRA)
+        value = self.connection.extra_dejson.get(HASH_SECRET_EXTRA)
         return str(value) if value else None
 
     def get_conn(self) -> OctopushClient:
@@ -257,7 +263,7 @@ class OctopushHook(BaseHook):
         try:
             client.check_access()
         except OctopushAuthError as error:
-            login = self.get_connection(self.octopush_conn_id).login
+            login = self.connection.login
             if error.forbidden:
                 return False, (
                     f"The API key is valid, but API login {login!r} may not read conversations "

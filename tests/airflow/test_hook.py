@@ -78,6 +78,27 @@ def test_hook_reads_nothing_until_asked(
     assert {record.per_page for record in sandbox.requests} == {40}
 
 
+def test_the_connection_is_looked_up_once_per_hook(
+    sandbox: SandboxServer, octopush_connection: Callable[..., None], monkeypatch
+) -> None:
+    # A secrets backend may be a remote service: the operator asks for the hash secret, then
+    # for the client, and each used to look the connection up again.
+    octopush_connection(sandbox.base_url, hash_secret="s3cret-salt")
+    lookups: list[str] = []
+    look_up = OctopushHook.get_connection
+
+    def counted(conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return look_up(conn_id)
+
+    monkeypatch.setattr(OctopushHook, "get_connection", staticmethod(counted))
+    hook = OctopushHook()
+
+    assert hook.hash_secret() == "s3cret-salt"
+    assert list(hook.get_conn().iter_conversations())
+    assert lookups == ["octopush_default"]
+
+
 def test_extras_configure_the_client(
     sandbox: SandboxServer, octopush_connection: Callable[..., None]
 ) -> None:
