@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from octopush_dlt.arrow_values import FALSE, TRUES, constant_int8, int64_array
+from octopush_dlt.arrow_values import FALSE, ONE_TRUE, constant_int8, int64_array
 from octopush_dlt.instants import FIRST_FIELD, arrow_instant, from_micros, instant_datetime
 from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY
 
@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 NAMED_FUTURE_ROWS = 10
 
 _KINDS = ("unchanged", "updated", "new")  # ranked: a later version of a row only ranks higher
-_NEW = constant_int8(_KINDS.index("new"), 1)[0]
+_NEW_KIND = _KINDS.index("new")
+_NEW = constant_int8(_NEW_KIND, 1)[0]
 
 
 def stored_cursor(state: dict[str, Any]) -> datetime | None:
@@ -112,7 +113,7 @@ class ReadTally:
     def _kind(self, table: pa.Table) -> pa.Array:
         """2 new (first message after ``previous``), 1 updated, 0 unchanged, per row."""
         if self._previous is None:
-            return constant_int8(2, table.num_rows)
+            return constant_int8(_NEW_KIND, table.num_rows)
         first = pc.greater(table.column(FIRST_FIELD), self._previous).combine_chunks()
         last = pc.greater(table.column(CURSOR_COLUMN), self._previous).combine_chunks()
         updated = pc.cast(last, pa.int8())
@@ -150,7 +151,7 @@ class ReadTally:
             rows = rows.sort_by([("id", "ascending"), ("kind", "descending")])
             ids = rows.column("id")
             starts = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))  # an id's first row
-            highest = rows.column("kind").filter(pa.chunked_array([TRUES, *starts.chunks]))
+            highest = rows.column("kind").filter(pa.chunked_array([ONE_TRUE, *starts.chunks]))
             for kind, number in zip(*_value_counts(highest), strict=True):
                 counts[_KINDS[kind]] = number
         if self._future:

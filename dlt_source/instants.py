@@ -1,6 +1,9 @@
-"""The ``last_message_at`` of a page's rows as microseconds since the epoch in UTC (what Arrow
-stores), however the rows were built: the ordering check of parsed rows, and the naming of a
-row out of order, read them so (tables are checked column-wise in :mod:`octopush_dlt.reading`).
+"""Instants as microseconds since the epoch in UTC, what Arrow stores.
+
+The ``last_message_at`` of a page's rows read so, however the rows were built: the ordering
+check of parsed rows, and the naming of a row out of order (tables are checked column-wise in
+:mod:`octopush_dlt.reading`). And datetimes to and from Arrow timestamps through their
+microseconds, which keeps pyarrow from importing pandas (:mod:`octopush_dlt.arrow_values`).
 """
 
 from __future__ import annotations

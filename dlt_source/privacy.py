@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from octopush_dlt.arrow_values import string_array
 from octopush_provider.exceptions import OctopushPrivacyError
 
 __all__ = ["PrivacyPolicy", "hmac_hex"]
@@ -180,9 +181,8 @@ def _hash_column(column: pa.ChunkedArray, secret: bytes) -> pa.ChunkedArray:
     for chunk in column.chunks:
         text = chunk if pa.types.is_string(chunk.type) else chunk.cast(pa.string())
         encoded = text.dictionary_encode()
-        digests = pa.array(
-            [hmac_hex(secret, value) for value in encoded.dictionary.to_pylist()], pa.string()
-        )
+        distinct = encoded.dictionary.to_pylist()
+        digests = string_array([hmac_hex(secret, value) for value in distinct])
         chunks.append(digests.take(encoded.indices))
     return pa.chunked_array(chunks, type=pa.string())
 

@@ -1,7 +1,7 @@
 """The ids one pass over a list has served, to count those served again, in bounded memory.
 
 A set of ids costs about 100 bytes an id: 100 MiB for a pass over a million conversations. So
-past ``exact_limit`` ids (262,144, some 30 MiB: most accounts never leave the set, which costs
+past ``exact_limit`` ids (262,144, some 25 MiB: most accounts never leave the set, which costs
 40 ns an id against the arrays' 330) the set gives way to bit arrays, one bit per id chosen by
 the id's hash and 32 bits per id, about 4 bytes: 4 MiB for a million. An id served again always
 finds its bit set, so a repeat is never missed; a new id whose bit another id set counts as a

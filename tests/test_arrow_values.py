@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from octopush_dlt.arrow_values import FALSE, TRUES, constant_int8, int64_array, int64_scalar
+from octopush_dlt.arrow_values import (
+    FALSE,
+    ONE_TRUE,
+    constant_int8,
+    int64_array,
+    int64_scalar,
+    string_array,
+)
 from octopush_dlt.instants import arrow_instant, instant_datetime
 from octopush_dlt.tables import TIMESTAMP
 
@@ -41,8 +48,16 @@ def test_constant_int8(count):
 
 
 def test_booleans():
-    assert TRUES.equals(pa.array([True]))
+    assert ONE_TRUE.equals(pa.array([True]))
     assert FALSE.equals(pa.scalar(False))
+
+
+TEXTS = [[], [""], ["a", "", "bc"], ["é", "日本", "\U0001f600", "x" * 70_000]]
+
+
+@pytest.mark.parametrize("texts", TEXTS)
+def test_string_array(texts):
+    assert string_array(texts).equals(pa.array(texts, pa.string()))
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,15 +101,16 @@ def test_credentials_come_from_dlt_environment_variables(tmp_path, make_sandbox)
 
 def test_a_load_of_conversations_never_imports_pandas(tmp_path, make_sandbox):
     """pyarrow imports pandas (0.2 s a process) when it first converts a Python value; a load of
-    conversations, first or incremental, converts none (octopush_dlt.arrow_values)."""
+    conversations, first or incremental, with a hashed column, converts none on its fast path
+    (octopush_dlt.arrow_values)."""
     pytest.importorskip("pandas")  # without it there is nothing to avoid
     sandbox = make_sandbox(conversations=420)
-    env = _sandbox_environment(tmp_path, sandbox)
+    env = _sandbox_environment(tmp_path, sandbox) | {"SOURCES__OCTOPUSH__HASH_SECRET": "pepper"}
 
     for run in ("first", "incremental"):
         result = _command(
             tmp_path, env, sys.executable, "-X", "importtime", "-m", "octopush_dlt",
-            "--resources", "conversations",
+            "--resources", "conversations", "--hash-column", "recipient_details__phone_number",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         imported = {
@@ -118,7 +120,15 @@ def test_a_load_of_conversations_never_imports_pandas(tmp_path, make_sandbox):
         }
         assert {"dlt", "pyarrow"} <= imported, run  # -X importtime reports the process's imports
         assert "pandas" not in imported, run
-    assert len(_table(tmp_path)) == 420
+    table = _table(tmp_path)
+    assert len(table) == 420
+    with duckdb.connect(str(tmp_path / f"{PIPELINE}.duckdb"), read_only=True) as db:
+        phones = db.execute(
+            "SELECT recipient_details__phone_number FROM octopush.conversations "
+            "WHERE conversation_id = ?",
+            [next(iter(table))],
+        ).fetchall()
+    assert re.fullmatch("[0-9a-f]{64}", phones[0][0])  # hashed, by the fast path
 
 
 def test_max_pages_caps_a_run_and_says_so(tmp_path, make_sandbox):
