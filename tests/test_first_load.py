@@ -24,6 +24,19 @@ def test_a_first_load_appends(make_sandbox, make_pipeline, capfd):
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
 
+def test_a_first_load_read_in_many_batches_appends(make_sandbox, make_pipeline, monkeypatch):
+    # Whether the table is absent is asked before dlt sees the first batch: once it has, dlt's
+    # schema holds the table, and the load would merge.
+    monkeypatch.setattr("octopush_dlt.BATCH_ROWS", 100)
+    sandbox = make_sandbox(conversations=600)
+    pipeline = make_pipeline()
+
+    run_load(pipeline, conversations_source(sandbox, per_page=100))
+
+    assert _disposition(pipeline) == "append"
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
 def test_a_first_load_under_churn_lands_each_conversation_once(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=1500, latency=0.002)
     for n in range(2, 30, 3):
