@@ -23,7 +23,7 @@ from pendulum.parsing import ParserError
 
 from octopush_provider.conversations import to_utc
 from octopush_provider.exceptions import OctopushError, OctopushMismatchError, OctopushResponseError
-from octopush_provider.page import Page
+from octopush_provider.page import Page, StopReason
 
 if TYPE_CHECKING:
     from octopush_provider.client import OctopushClient
@@ -181,6 +181,11 @@ def read_conversation(client: OctopushClient, parent: MessageParent) -> Conversa
         parent=parent, messages=list(unique.values()), requests=stream.report.requests
     )
     try:
+        if stream.report.stop_reason is StopReason.MAX_PAGES:
+            raise OctopushMismatchError(
+                f"the messages of conversation {parent.conversation_id!r} did not end within "
+                "max_pages pages; none of them is loaded (raise max_pages to load them)"
+            )
         check_messages(parent, result.messages)
     except OctopushMismatchError as error:
         result.messages, result.error = [], error

@@ -397,3 +397,16 @@ def test_without_a_count_a_read_stops_at_the_first_page_that_is_not_the_conversa
 
     assert result.error is not None and result.messages == []
     assert requested_conversations(sandbox) == [victim["conversation_id"]]  # one page, not all
+
+
+def test_a_read_without_a_count_capped_by_max_pages_is_kept_apart_not_cut_short(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=300)
+    chatty = next(c for c in sandbox.store.snapshot() if c["number_of_messages"] >= 3)
+    parent = MessageParent(conversation_id=chatty["conversation_id"])  # no count to stop by
+
+    [result] = make_client(sandbox, per_page=1, max_pages=2).read_messages([parent])
+
+    assert result.messages == []  # not the first two of them, as if they were all
+    assert result.error is not None and "max_pages" in str(result.error)
