@@ -8,7 +8,6 @@ extras = client options (see :data:`octopush_provider.CONNECTION_FIELDS`).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -62,10 +61,7 @@ def as_bool(value: object) -> bool:
 def _as_seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError
-    seconds = float(value)
-    if not math.isfinite(seconds):  # NaN passes every bounds check
-        raise ValueError
-    return seconds
+    return float(value)
 
 
 def _as_path(value: object) -> str:
@@ -122,7 +118,8 @@ def _read_extra(name: str, value: object, *, where: str | None) -> Any:
         parsed = parse(value)
     except (TypeError, ValueError):
         raise problem from None
-    if (low is not None and parsed < low) or (high is not None and parsed > high):
+    # Written so that NaN, which no comparison holds for, is out of bounds too.
+    if (low is not None and not parsed >= low) or (high is not None and not parsed <= high):
         raise problem
     return parsed
 
