@@ -191,7 +191,7 @@ class OctopushClient:
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
         self._cancelled = threading.Event()
-        self._templates: dict[str, requests.PreparedRequest] = {}
+        self._templates: dict[str, tuple[requests.PreparedRequest, str]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -227,12 +227,14 @@ class OctopushClient:
         requoted) and ``Session.send`` handles cookies, hooks and redirects that these reads do
         not use: half the CPU of a request to a nearby server, and a thousand requests a load.
         """
-        template = self._templates.get(url)
-        if template is None:
+        prepared = self._templates.get(url)
+        if prepared is None:
             template = self.session.prepare_request(requests.Request("GET", url))
-            self._templates[url] = template
+            joint = "&" if urlsplit(template.url).query else "?"  # a path may bring a query
+            prepared = self._templates[url] = (template, joint)
+        template, joint = prepared
         request = template.copy()
-        request.url = f"{template.url}?{urlencode(params)}"
+        request.url = f"{template.url}{joint}{urlencode(params)}"
         return request
 
     def close(self) -> None:

@@ -423,3 +423,12 @@ def test_a_redirect_names_its_location_with_the_key_masked(make_sandbox):
     assert f"{sandbox.url}?page=1&api-key=***" in str(raised.value)
     assert not [spelling for spelling in SPELLINGS if spelling in str(raised.value)]
     assert len(sandbox.requests) == 1
+
+
+def test_a_path_that_brings_a_query_keeps_the_page_parameters(sandbox, make_client):
+    client = make_client(sandbox, path="conversations/list?lang=en", per_page=100)
+
+    conversations = list(client.iter_conversations())
+
+    assert ids(conversations) == ids(sandbox.store.snapshot())
+    assert [record.page for record in sandbox.requests] == [1, 2, 3, 4]
