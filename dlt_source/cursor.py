@@ -68,7 +68,6 @@ class ReadTally:
     def __init__(
         self, *, previous: datetime | None, horizon: datetime, cursor: datetime | None = None
     ) -> None:
-        self.previous = previous
         self.horizon = horizon
         self._previous = None if previous is None else arrow_instant(previous)
         self._horizon = arrow_instant(horizon)
@@ -184,7 +183,7 @@ def _kept(array: pa.Array) -> pa.Array:
     """A copy of ``array`` kept for the rest of the read, in a pool of its own: small buffers
     that stay among the pages' short-lived ones in the C library's heap keep it from being
     reused (kept there, the ids of a 1M load took 45 MiB more)."""
-    return pa.concat_arrays([array], memory_pool=_kept_pool())
+    return pa.concat_arrays([array], memory_pool=_KEPT_POOL)
 
 
 def _kept_pool() -> pa.MemoryPool:
@@ -195,9 +194,12 @@ def _kept_pool() -> pa.MemoryPool:
         return pa.default_memory_pool()
 
 
+_KEPT_POOL = _kept_pool()
+
+
 def _hashes(ids: pa.ChunkedArray) -> pa.Array:
     """Python's 64-bit hash of each id (Arrow has no hash function of its own)."""
-    return int64_array(map(hash, ids.to_pylist()), memory_pool=_kept_pool())
+    return int64_array(map(hash, ids.to_pylist()), memory_pool=_KEPT_POOL)
 
 
 def _value_counts(values: pa.ChunkedArray) -> tuple[list[int], list[int]]:

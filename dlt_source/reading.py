@@ -46,9 +46,11 @@ class ReadGuard:
     trust_order: bool = True
     disorder_seen: bool = False
     _start: int | None = field(init=False, repr=False)
+    _start_instant: pa.TimestampScalar | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._start = None if self.start is None else to_micros(self.start)
+        self._start_instant = None if self.start is None else arrow_instant(self.start)
 
     def should_stop(self, page: Page) -> bool:
         """Called after each page: True when every later page is older than ``start``."""
@@ -66,9 +68,9 @@ class ReadGuard:
 
     def keep_table(self, table: pa.Table) -> pa.Table:
         """The rows of a table at or after ``start``."""
-        if self.start is None:
+        if self._start_instant is None:
             return table
-        return table.filter(pc.greater_equal(table.column(CURSOR_FIELD), arrow_instant(self.start)))
+        return table.filter(pc.greater_equal(table.column(CURSOR_FIELD), self._start_instant))
 
     def keep(self, rows: list[Conversation]) -> list[Conversation]:
         """The parsed rows at or after ``start``."""
@@ -80,7 +82,7 @@ class ReadGuard:
         if page.table is not None:  # column-wise, unless there is a row to name
             column = page.table.column(CURSOR_FIELD)
             later, earlier = column.slice(1), column.slice(0, len(column) - 1)
-            if not pc.any(pc.greater(later, earlier)).as_py():
+            if len(column) < 2 or not pc.any(pc.greater(later, earlier)).as_py():
                 oldest: int = pc.min(column).value
                 return oldest
         moments = cursor_micros(page)
