@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dlt
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from octopush_provider.exceptions import OctopushConfigError
@@ -15,6 +18,7 @@ from octopush_provider.exceptions import OctopushConfigError
 # MiB at 256MB, 401 MiB at 128MB; at 300k, 64MB takes 10 MiB less than 128MB in the same time.
 # One thread: DuckDB's memory grows with its threads, and the load is a small part of a run.
 DUCKDB_LOAD_SETTINGS: dict[str, Any] = {"memory_limit": "64MB", "threads": 1}
+DUCKDB_DESTINATION_TYPE = "dlt.destinations.duckdb"
 
 
 def duckdb_file(path: str, *, dataset_name: str) -> str:
@@ -38,3 +42,22 @@ def duckdb_credentials(path: str, *, dataset_name: str) -> DuckDbCredentials:
     return DuckDbCredentials(
         duckdb_file(path, dataset_name=dataset_name), global_config=DUCKDB_LOAD_SETTINGS
     )
+
+
+@contextmanager
+def duckdb_held_open(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Keep the pipeline's DuckDB file open until the block ends; other destinations: nothing.
+
+    DuckDB keeps one database per file while any connection to it is open. dlt opens and closes
+    a connection for each step of a run (five in a load), so each open reads the file again and
+    each close writes a checkpoint. With one connection held, dlt's join the open database and
+    the file is checkpointed once, at the end. The file is then locked against other processes
+    for the whole block rather than for each step, which also keeps them from breaking in
+    between.
+    """
+    destination = pipeline.destination
+    if destination is None or destination.destination_type != DUCKDB_DESTINATION_TYPE:
+        yield
+        return
+    with pipeline.destination_client():
+        yield

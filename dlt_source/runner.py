@@ -24,6 +24,7 @@ from dlt.extract.source import DltSource
 
 from octopush_dlt.cursor import stored_cursor
 from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
+from octopush_dlt.destinations import duckdb_held_open
 from octopush_dlt.messages import conversations_read
 from octopush_dlt.settings import (
     MAX_SLICES,
@@ -262,8 +263,14 @@ def run_load(
     ``full_refresh`` drops the tables and cursor first. Parquet load files when the destination
     takes them: dlt then copies our Arrow tables straight into the warehouse instead of
     inserting row by row. After a source built with ``detect_deletes``, the conversations the
-    list no longer returns are flagged or removed (:mod:`octopush_dlt.deletions`).
+    list no longer returns are flagged or removed (:mod:`octopush_dlt.deletions`). A DuckDB
+    file stays open from start to end (:func:`~octopush_dlt.destinations.duckdb_held_open`).
     """
+    with duckdb_held_open(pipeline):
+        return _run_held(pipeline, source, full_refresh=full_refresh)
+
+
+def _run_held(pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool) -> LoadSummary:
     caps = pipeline.destination.capabilities()
     file_format: TLoaderFileFormat | None = (
         "parquet" if "parquet" in caps.supported_loader_file_formats else None
