@@ -4,7 +4,8 @@ The API has no cursor: pages are numbered slices of a list ordered newest-first,
 moves conversations to the top while we read. Read in order, that only shifts rows down into the
 next page (a duplicate, merged away by primary key) and never hides one. Read concurrently, a
 later page can be fetched before an earlier one, and a shift in between hides the rows that
-crossed the boundary. So a concurrent read re-fetches the first page at the end: if the head of
+crossed the boundary. So a concurrent read re-fetches the first page at the end (as soon as
+every page up to the end is in, while the reader may still be busy with them): if the head of
 the list did not move, the snapshot was consistent; if it moved, the pages are read again in
 order, which is always safe.
 
@@ -148,10 +149,11 @@ class PageStream:
         if self._concurrency == 1:
             yield from self._read_in_order(FIRST_PAGE + 1)
             return
-        yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.conversations))
+        head = yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.conversations))
         if self.report.stop_reason is StopReason.MAX_PAGES:
             return
-        head = self._fetch(FIRST_PAGE)
+        if head is None:
+            head = self._fetch(FIRST_PAGE)
         if _head(head) != _head(first):
             logger.warning(
                 "Octopush conversations moved during a concurrent read; reading the pages "
@@ -184,14 +186,19 @@ class PageStream:
                 return
             number += 1
 
-    def _read_ahead(self, start: int, *, page_size: int) -> Iterator[Page]:
-        """Read on with up to ``concurrency`` requests in flight, yielding pages in order."""
+    def _read_ahead(self, start: int, *, page_size: int) -> Generator[Page, None, Page | None]:
+        """Read on with up to ``concurrency`` requests in flight, yielding pages in order.
+
+        Returns the first page fetched again once every page up to the end was answered, when
+        the workers got there first (a capped read never fetches it: it would go unused).
+        """
         prefetcher = Prefetcher(
             self._fetch,
             start=start,
             workers=self._concurrency,
             max_ahead=self._concurrency * PAGES_AHEAD_PER_WORKER,
             wait_limit=self._page_wait,
+            closing=FIRST_PAGE if self._max_pages is None else None,
         )
         number = start
         try:
@@ -199,7 +206,7 @@ class PageStream:
                 page = self._take(prefetcher.take(number))
                 if page.end:
                     self.report.stop_reason = page.end
-                    return
+                    return prefetcher.closing_page()
                 # After a short page the next one probably proves the end: don't fetch beyond it
                 # ahead of time, but read on if the list grew meanwhile.
                 short = len(page.conversations) < page_size
@@ -207,7 +214,7 @@ class PageStream:
                 page_size = max(page_size, len(page.conversations))
                 yield page
                 if self._should_stop(page):
-                    return
+                    return prefetcher.closing_page()
                 number += 1
         finally:
             prefetcher.close()

@@ -12,6 +12,11 @@ fetched *ahead*). A guess never stops the page the reader waits for from being c
 list that grows while it is read cannot strand the reader. And the reader never waits blindly:
 :meth:`Prefetcher.take` raises :class:`OctopushStalledReadError`, saying which page it wanted and
 why no worker can deliver it, instead of hanging.
+
+A concurrent read ends by fetching its first page again (see :mod:`octopush_provider.paging`),
+which is only meaningful once every page it used has been answered. With ``closing``, the worker
+that receives the last page up to a proven end fetches that page at once, while the reader is
+still busy with the pages before it; :meth:`Prefetcher.closing_page` hands it over.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from octopush_provider.exceptions import OctopushStalledReadError
 from octopush_provider.page import Page
 
 FIRST_AHEAD = 4
+
+_ClosingState = Literal["due", "fetching", "fetched"]
 
 
 class Prefetcher:
@@ -41,6 +49,7 @@ class Prefetcher:
         workers: int,
         max_ahead: int,
         wait_limit: float,
+        closing: int | None = None,
     ) -> None:
         self._fetch = fetch
         self._condition = threading.Condition()
@@ -50,10 +59,16 @@ class Prefetcher:
         self._max_ahead = max_ahead
         self._wait_limit = wait_limit
         self._last: int | None = None  # proven: no page after it exists (or it failed)
+        self._failed: int | None = None  # the first page whose fetch raised
         self._guess: int | None = None  # likely: pages after it are past the end
         self._closed = False
         self._fetching: set[int] = set()
         self._results: dict[int, Page | BaseException] = {}
+        # The closing page: "due" until a worker claims it, then "fetching", then its result;
+        # None when there is none, or when the reader decided without it.
+        self._closing = closing
+        self._closing_state: _ClosingState | None = "due" if closing is not None else None
+        self._closing_result: Page | BaseException | None = None
         self._alive = workers
         self._threads = [
             threading.Thread(target=self._work, name=f"octopush-page-{n}", daemon=True)
@@ -64,19 +79,15 @@ class Prefetcher:
 
     def take(self, number: int) -> Page:
         """Wait for page ``number`` (taken in order); return it or raise what fetching it did."""
-        deadline = time.monotonic() + self._wait_limit
         with self._condition:
             self._wanted = number
             self._condition.notify_all()
-            while number not in self._results:
-                self._check_deliverable(number)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise OctopushStalledReadError(
-                        f"waited {self._wait_limit:g}s for page {number}, longer than "
-                        "fetching a page can take, and no worker delivered it"
-                    )
-                self._condition.wait(remaining)
+            self._wait(
+                lambda: number in self._results,
+                check=lambda: self._check_deliverable(number),
+                stalled=f"page {number}, longer than fetching a page can take, and no worker "
+                "delivered it",
+            )
             result = self._results.pop(number)
             self._wanted = number + 1
             self._ahead = min(self._ahead * 2, self._max_ahead)
@@ -94,12 +105,39 @@ class Prefetcher:
             self._guess = number
             self._condition.notify_all()
 
+    def closing_page(self) -> Page | None:
+        """The closing page, waiting for it if a worker is fetching it; None if none did.
+
+        None also stops any worker from fetching it later: the reader fetches it itself then.
+        """
+        with self._condition:
+            self._wait(
+                lambda: self._closing_state != "fetching",
+                check=lambda: None,
+                stalled=f"page {self._closing} fetched again at the end, longer than fetching "
+                "a page can take",
+            )
+            result, self._closing_state = self._closing_result, None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def close(self) -> None:
         """Stop claiming pages; fetches under way finish on their own and are dropped."""
         with self._condition:
             self._closed = True
             self._results.clear()
             self._condition.notify_all()
+
+    def _wait(self, until: Callable[[], bool], *, check: Callable[[], None], stalled: str) -> None:
+        """Wait on the condition (held) until ``until()``; past the wait limit, raise."""
+        deadline = time.monotonic() + self._wait_limit
+        while not until():
+            check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise OctopushStalledReadError(f"waited {self._wait_limit:g}s for {stalled}")
+            self._condition.wait(remaining)
 
     def _check_deliverable(self, number: int) -> None:
         """Raise, naming the page and the reason, when no worker can ever deliver it."""
@@ -137,6 +175,26 @@ class Prefetcher:
                 self._condition.wait()
             return None
 
+    def _closing_due(self) -> bool:
+        """Whether every page up to a proven end (not an error) has been answered."""
+        return (
+            self._closing_state == "due"
+            and self._last is not None
+            and self._failed != self._last
+            and not any(number <= self._last for number in self._fetching)
+        )
+
+    def _fetch_closing(self) -> None:
+        assert self._closing is not None
+        result: Page | BaseException
+        try:
+            result = self._fetch(self._closing)
+        except BaseException as error:  # raised by closing_page
+            result = error
+        with self._condition:
+            self._closing_result, self._closing_state = result, "fetched"
+            self._condition.notify_all()
+
     def _work(self) -> None:
         try:
             while (number := self._claim()) is not None:
@@ -150,13 +208,20 @@ class Prefetcher:
                     if self._closed:
                         return
                     self._results[number] = result
+                    if isinstance(result, BaseException):
+                        self._failed = number if self._failed is None else min(self._failed, number)
                     if isinstance(result, BaseException) or result.end:
                         self._last = number if self._last is None else min(self._last, number)
                     # Pages fetched past a proven end answer nothing the reader may ask for.
                     if self._last is not None:
                         for later in [page for page in self._results if page > self._last]:
                             del self._results[later]
+                    closing = self._closing_due()
+                    if closing:
+                        self._closing_state = "fetching"
                     self._condition.notify_all()
+                if closing:
+                    self._fetch_closing()
         finally:
             with self._condition:
                 self._alive -= 1

@@ -7,6 +7,7 @@ pytest timeout that turns a hang into a failure.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -184,3 +185,63 @@ def test_a_tabulate_that_finds_no_rows_leaves_the_end_to_the_client(make_sandbox
 
     assert len(rows) == 5  # parsed, since the tabulate took nothing
     assert stream.report.stop_reason in (StopReason.EMPTY_PAGE, StopReason.NOT_FOUND)
+
+
+@pytest.mark.timeout(60)
+def test_the_first_page_is_fetched_again_once_the_last_is_in_while_the_reader_is_still_busy(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=75)
+    stream = make_client(sandbox, per_page=10, concurrency=4).iter_pages()
+    finished = []
+
+    for _ in stream:
+        time.sleep(0.05)  # a reader busy with each page (parsing, writing files)
+        finished.append(time.monotonic())
+
+    _, again = [r for r in sandbox.requests if r.page == 1]
+    up_to_the_end = [r for r in sandbox.requests if 2 <= r.page <= 9]  # 9: the empty page
+    assert max(r.received_at for r in up_to_the_end) <= again.received_at
+    assert again.received_at < finished[-3]  # well before the reader got to the end
+    assert stream.report.requests == len(sandbox.requests)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("concurrency", [2, 8])
+def test_a_read_that_stops_before_the_end_fetches_the_first_page_again_itself(
+    make_sandbox, make_client, concurrency
+):
+    sandbox = make_sandbox(conversations=500)
+    sandbox.before_request(2, lambda store: store.add_new(3))  # the head moves during the read
+    taken = []
+
+    def caught_up(page):
+        taken.append(page.number)
+        return len(taken) >= 3
+
+    stream = make_client(sandbox, per_page=10, concurrency=concurrency).iter_pages(
+        stop_when=caught_up
+    )
+    list(stream)
+
+    assert stream.report.reread  # the head was fetched again, after the reader stopped
+    assert stream.report.stop_reason is StopReason.CAUGHT_UP
+
+
+@pytest.mark.timeout(60)
+def test_a_prefetcher_asked_for_its_closing_page_before_the_end_never_fetches_it(
+    make_sandbox, make_client
+):
+    sandbox = make_sandbox(conversations=25)
+    sandbox.add_fault("slow", page=3, delay=0.5)  # the end is not proven before it is in
+    client = make_client(sandbox, per_page=10)
+    prefetcher = Prefetcher(
+        client.fetch_page, start=2, workers=2, max_ahead=8, wait_limit=5, closing=1
+    )
+
+    assert len(prefetcher.take(2).conversations) == 10
+    assert prefetcher.closing_page() is None  # not every page up to the end is in yet
+    assert [len(prefetcher.take(n).conversations) for n in (3, 4)] == [5, 0]
+    prefetcher.close()
+
+    assert [r.page for r in sandbox.requests].count(1) == 0
