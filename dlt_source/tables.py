@@ -1,7 +1,7 @@
-"""The one place that knows each table: name, key, cursor, columns, and which are personal.
+"""The one place that knows each table: its name, key and columns.
 
-The Arrow conversion, dlt's column hints and the resources read their table from here; so will
-anything that hashes or drops personal columns. Columns are named as dlt flattens them
+The Arrow conversion, dlt's column hints and the resources read their table from here (which
+columns are personal is the README's "Personal data"). Columns are named as dlt flattens them
 (``recipient_details__phone_number``); fields the API adds later are kept as extra columns,
 typed by their values.
 """
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from octopush_dlt.settings import (
-    CURSOR_COLUMN,
     MESSAGES_PRIMARY_KEY,
     MESSAGES_TABLE_NAME,
     PRIMARY_KEY,
@@ -25,18 +24,15 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 @dataclass(frozen=True, kw_only=True)
 class TableSpec:
-    """A warehouse table: its fixed columns (``schema``), key, cursor and nested object.
+    """A warehouse table: its fixed columns (``schema``), key and nested object.
 
-    ``nested`` is the API object flattened into ``<nested>__<field>`` columns; ``personal``
-    names the columns that hold personal data.
+    ``nested`` is the API object flattened into ``<nested>__<field>`` columns.
     """
 
     name: str
     primary_key: str
-    cursor: str | None
     schema: pa.Schema
     nested: str
-    personal: frozenset[str]
 
     @property
     def nested_prefix(self) -> str:
@@ -46,7 +42,6 @@ class TableSpec:
 CONVERSATIONS = TableSpec(
     name=TABLE_NAME,
     primary_key=PRIMARY_KEY,
-    cursor=CURSOR_COLUMN,
     nested="recipient_details",
     schema=pa.schema(
         [
@@ -64,16 +59,11 @@ CONVERSATIONS = TableSpec(
             pa.field("number_of_messages", pa.int64()),
         ]
     ),
-    personal=frozenset(
-        {"recipient_details__phone_number", "recipient_details__name", "last_message"}
-    ),
 )
 
 MESSAGES = TableSpec(
     name=MESSAGES_TABLE_NAME,
     primary_key=MESSAGES_PRIMARY_KEY,
-    # Messages have no cursor of their own: they are read for the conversations that changed.
-    cursor=None,
     nested="user_identifiers",
     schema=pa.schema(
         [
@@ -90,16 +80,6 @@ MESSAGES = TableSpec(
             pa.field("agent_assigned_to", pa.string()),
             pa.field("contact_name", pa.string()),
         ]
-    ),
-    personal=frozenset(
-        {
-            "text",
-            "user_identifier",
-            "user_identifiers__phone_number",
-            "user_identifiers__email",
-            "user_identifiers__facebook_page_id",
-            "contact_name",
-        }
     ),
 )
 
