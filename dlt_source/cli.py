@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from octopush_dlt.deletions import DEFAULT_MIN_SHARE, MODES
 from octopush_dlt.destinations import duckdb_credentials
@@ -27,6 +27,8 @@ from octopush_provider.exceptions import OctopushError
 from octopush_provider.settings import LOAD_CONCURRENCY
 
 DEMO_CONVERSATIONS = 5_000
+
+_Failure = TypeVar("_Failure", bound=BaseException)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,14 +154,35 @@ def _demo_sandbox(conversations: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def _octopush_error(error: BaseException) -> OctopushError | None:
-    """The OctopushError behind dlt's wrappers, if that is what failed."""
+def _behind(error: BaseException, kind: type[_Failure]) -> _Failure | None:
+    """The ``kind`` of error behind dlt's wrappers, if that is what failed."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, OctopushError):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _one_line(error: BaseException, destination: str) -> str | None:
+    """What to tell the user of a failure they can mend, in one line (None: a bug, traceback)."""
+    from dlt.destinations.exceptions import DestinationConnectionError  # noqa: PLC0415
+    from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: PLC0415
+
+    if (cause := _behind(error, OctopushError)) is not None:
+        return str(cause)
+    reason: BaseException | None = None
+    if (unopened := _behind(error, DestinationConnectionError)) is not None:
+        reason = unopened.inner_exc
+    elif (failed := _behind(error, PipelineStepFailed)) is not None and failed.step == "sync":
+        reason = failed.exception  # dlt's first contact with the destination
+    if reason is None:
+        return None
+    return (
+        f"could not open the {destination} destination: {' '.join(str(reason).split())}; check "
+        f"its credentials (destination.{destination}.credentials, or the environment variable "
+        f"DESTINATION__{destination.upper()}__CREDENTIALS)"
+    )
 
 
 def _destination(name: str, *, pipeline_name: str, dataset_name: str) -> Any:
@@ -216,10 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except Exception as error:
-        cause = _octopush_error(error)
-        if cause is None:
+        message = _one_line(error, args.destination)
+        if message is None:
             raise
-        print(f"octopush-load: {cause}", file=sys.stderr)
+        print(f"octopush-load: {message}", file=sys.stderr)
         return 1
 
 

@@ -164,6 +164,29 @@ def test_a_duckdb_file_named_like_the_dataset_is_refused_with_one_line(tmp_path)
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(  # the demo fails before it reads: its 5,000 conversations cost nothing
+    ("destination", "credentials", "reason"),
+    [
+        ("duckdb", "/no/such/folder/warehouse.duckdb", "Cannot open file"),
+        ("postgres", "postgresql://loader:pw-9d2c@127.0.0.1:1/test", "Connection refused"),
+    ],
+)
+def test_a_destination_that_cannot_be_opened_is_named_in_one_line(
+    tmp_path, destination, credentials, reason
+):
+    variable = f"DESTINATION__{destination.upper()}__CREDENTIALS"
+    env = _environment(tmp_path, **{variable: credentials})
+
+    result = _load(tmp_path, env, "--demo", "--destination", destination)
+
+    assert result.returncode == 1
+    assert f"octopush-load: could not open the {destination} destination: " in result.stderr
+    assert reason in result.stderr
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pw-9d2c" not in result.stderr + result.stdout
+
+
 def test_missing_credentials_say_where_to_put_them(tmp_path):
     result = _load(tmp_path, _environment(tmp_path))
 
