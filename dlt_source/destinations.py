@@ -51,9 +51,9 @@ def duckdb_held_open(pipeline: dlt.Pipeline) -> Iterator[None]:
     DuckDB keeps one database per file while any connection to it is open. dlt opens and closes
     a connection for each step of a run (five in a load), so each open reads the file again and
     each close writes a checkpoint. With one connection held, dlt's join the open database and
-    the file is checkpointed once, at the end. The file is then locked against other processes
-    for the whole block rather than for each step, which also keeps them from breaking in
-    between.
+    the file is checkpointed once, at the end. Other processes are then locked out for the
+    whole block rather than for each step (one that opened the file between two steps used to
+    make the next step fail).
     """
     destination = pipeline.destination
     if destination is None or destination.destination_type != DUCKDB_DESTINATION_TYPE:
