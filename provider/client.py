@@ -284,6 +284,7 @@ class OctopushClient:
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
             page_wait=self.retry.longest(self.request_deadline),
+            raise_if_cancelled=self._raise_if_cancelled,
         )
 
     def iter_conversations(self, **options: Any) -> Iterator[Conversation]:

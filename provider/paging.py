@@ -91,7 +91,8 @@ class PageStream:
 
     ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
     serves the same rows again; ``log_level`` is that of the line logged at the end (reads of
-    one conversation's messages are too many to log each at INFO).
+    one conversation's messages are too many to log each at INFO). ``raise_if_cancelled`` is
+    the client's: called with a page number, it raises once the read is cancelled.
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class PageStream:
         page_wait: float,
         id_field: str = ID_FIELD,
         log_level: int = logging.INFO,
+        raise_if_cancelled: Callable[[int], None] = lambda number: None,
     ) -> None:
         self._fetch_page = fetch
+        self._raise_if_cancelled = raise_if_cancelled
         self._id_field = id_field
         self._log_level = log_level
         self._count_lock = threading.Lock()
@@ -154,6 +157,8 @@ class PageStream:
             return
         if head is None:
             head = self._fetch(FIRST_PAGE)
+        else:  # as fetching it now would: a read cancelled while the reader caught up fails
+            self._raise_if_cancelled(FIRST_PAGE)
         if _head(head) != _head(first):
             logger.warning(
                 "Octopush conversations moved during a concurrent read; reading the pages "

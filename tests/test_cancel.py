@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from octopush_provider.exceptions import OctopushCancelledError
@@ -26,6 +28,23 @@ def test_a_cancelled_read_sends_no_request_after_those_in_flight(
     # would have been read without the cancel.
     assert len(pages) <= 2
     assert len(sandbox.requests) <= 3 + concurrency
+
+
+def test_a_cancel_while_the_reader_catches_up_fails_the_read(make_sandbox, make_client):
+    # Every page, and the first page fetched again, are in long before a slow reader gets to
+    # them: the cancel still fails the read, so that nothing it read is committed.
+    sandbox = make_sandbox(conversations=75)
+    client = make_client(sandbox, per_page=PER_PAGE, concurrency=4)
+    pages = 0
+
+    with pytest.raises(OctopushCancelledError, match="cancelled"):
+        for _ in client.iter_pages():
+            pages += 1
+            time.sleep(0.1)
+            if pages == 3:
+                client.cancel()
+
+    assert [record.page for record in sandbox.requests].count(1) == 2  # the head, fetched again
 
 
 # The waits below are longer than pytest's timeout (300 s): a cancel that did not end them
