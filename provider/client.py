@@ -284,7 +284,7 @@ class OctopushClient:
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
             page_wait=self.retry.longest(self.request_deadline),
-            raise_if_cancelled=self._raise_if_cancelled,
+            cancelled=self._cancelled.is_set,
         )
 
     def iter_conversations(self, **options: Any) -> Iterator[Conversation]:
@@ -319,6 +319,7 @@ class OctopushClient:
             page_wait=self.retry.longest(self.request_deadline),
             id_field=MESSAGE_ID_FIELD,
             log_level=logging.DEBUG,
+            cancelled=self._cancelled.is_set,
         )
 
     def read_messages(

@@ -34,7 +34,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
-from octopush_provider.exceptions import OctopushResponseError
+from octopush_provider.exceptions import OctopushCancelledError, OctopushResponseError
 from octopush_provider.page import Page, StopReason
 from octopush_provider.prefetch import Prefetcher
 from octopush_provider.served import ServedIds
@@ -91,8 +91,10 @@ class PageStream:
 
     ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
     serves the same rows again; ``log_level`` is that of the line logged at the end (reads of
-    one conversation's messages are too many to log each at INFO). ``raise_if_cancelled`` is
-    the client's: called with a page number, it raises once the read is cancelled.
+    one conversation's messages are too many to log each at INFO). ``cancelled`` says whether
+    the client was cancelled: a read that was ends with :class:`OctopushCancelledError` even
+    when every page it needed was in by then (fetched ahead, or the last before ``max_pages``),
+    so that nothing it read is loaded.
     """
 
     def __init__(
@@ -105,10 +107,10 @@ class PageStream:
         page_wait: float,
         id_field: str = ID_FIELD,
         log_level: int = logging.INFO,
-        raise_if_cancelled: Callable[[int], None] = lambda number: None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self._fetch_page = fetch
-        self._raise_if_cancelled = raise_if_cancelled
+        self._cancelled = cancelled
         self._id_field = id_field
         self._log_level = log_level
         self._count_lock = threading.Lock()
@@ -131,6 +133,8 @@ class PageStream:
         """The pages themselves, as :meth:`__iter__` reads them."""
         try:
             yield from self._read()
+            if self._cancelled():
+                raise OctopushCancelledError("the read was cancelled before it ended")
         finally:
             self.report.elapsed = time.monotonic() - self.report.started_at
             logger.log(
@@ -157,8 +161,6 @@ class PageStream:
             return
         if head is None:
             head = self._fetch(FIRST_PAGE)
-        else:  # as fetching it now would: a read cancelled while the reader caught up fails
-            self._raise_if_cancelled(FIRST_PAGE)
         if _head(head) != _head(first):
             logger.warning(
                 "Octopush conversations moved during a concurrent read; reading the pages "

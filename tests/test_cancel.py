@@ -35,16 +35,34 @@ def test_a_cancel_while_the_reader_catches_up_fails_the_read(make_sandbox, make_
     # them: the cancel still fails the read, so that nothing it read is committed.
     sandbox = make_sandbox(conversations=75)
     client = make_client(sandbox, per_page=PER_PAGE, concurrency=4)
-    pages = 0
 
     with pytest.raises(OctopushCancelledError, match="cancelled"):
-        for _ in client.iter_pages():
-            pages += 1
-            time.sleep(0.1)
-            if pages == 3:
-                client.cancel()
+        _read_slowly_and_cancel_at_page_3(client)
 
     assert [record.page for record in sandbox.requests].count(1) == 2  # the head, fetched again
+
+
+def test_a_capped_read_cancelled_while_the_reader_catches_up_fails(make_sandbox, make_client):
+    # A read that stops at max_pages fetches nothing more once its last page is in: the cancel
+    # must still fail it.
+    sandbox = make_sandbox(conversations=500)
+    client = make_client(sandbox, per_page=PER_PAGE, concurrency=4, max_pages=5)
+    taken: list[int] = []
+
+    with pytest.raises(OctopushCancelledError, match="cancelled"):
+        _read_slowly_and_cancel_at_page_3(client, taken)
+
+    assert len(taken) == 5  # every page was in before the cancel
+
+
+def _read_slowly_and_cancel_at_page_3(client, taken: list[int] | None = None) -> None:
+    """Read like a reader busy with each page (0.1 s), cancelling after the third."""
+    taken = [] if taken is None else taken
+    for _ in client.iter_pages():
+        taken.append(len(taken) + 1)
+        time.sleep(0.1)
+        if len(taken) == 3:
+            client.cancel()
 
 
 # The waits below are longer than pytest's timeout (300 s): a cancel that did not end them
