@@ -34,6 +34,7 @@ from octopush_dlt.deletions import (
     held_ids,
     stamp_listed,
 )
+from octopush_dlt.entry_points import check_slice_size, plan_run
 from octopush_dlt.first_load import table_is_absent
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.privacy import PrivacyPolicy
@@ -46,7 +47,6 @@ from octopush_dlt.settings import (
     MESSAGES_RESOURCE_NAME,
     PRIMARY_KEY,
     RESOURCE_NAME,
-    SLICE_CONVERSATIONS,
     SOURCE_NAME,
     TABLE_NAME,
 )
@@ -166,15 +166,19 @@ def _conversations(
     lag: float,
     clock_skew: float,
     max_pages: int | None,
-    slice_size: int | None,
+    slice_conversations: int | None,
     privacy: PrivacyPolicy,
     deletions: DeletionPolicy | None,
 ) -> Iterator[pa.Table | DataItemWithMeta | list[Any]]:
     """Conversations changed since the last run, newest first, as Arrow tables.
 
-    With ``slice_size``, a first load goes in slices (see :mod:`octopush_dlt.backfill`). With
-    ``deletions``, every conversation the list returns (see :mod:`octopush_dlt.deletions`).
+    What the run loads follows dlt's hints for it (:mod:`octopush_dlt.entry_points`): a first
+    load may go in slices (see :mod:`octopush_dlt.backfill`); ``replace`` reads every
+    conversation. With ``deletions``, every conversation the list returns (see
+    :mod:`octopush_dlt.deletions`).
     """
+    plan = plan_run(slice_conversations=slice_conversations, detect_deletes=deletions is not None)
+    slice_size = plan.slice_size
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)
     previous = stored_cursor(state)
@@ -193,12 +197,13 @@ def _conversations(
         logger.warning("Deletion check skipped: the first load is still going in slices")
         deletions = None
     guard = ReadGuard(
-        # A deletion check reads, and reloads, the whole list.
-        start=None
-        if deletions is not None
-        else previous - timedelta(seconds=lag)
-        if previous is not None
-        else start_date,
+        start=_read_start(
+            previous=previous,
+            start_date=start_date,
+            lag=lag,
+            everything=deletions is not None,
+            replace=plan.replace,
+        ),
         trust_order=not state.get("ordering_unreliable", False),
     )
     if not guard.trust_order:
@@ -208,8 +213,10 @@ def _conversations(
     coerced: Counter[str] = Counter()
     known = dlt.current.source_schema().tables.get(TABLE_NAME, {})
     extra_types = ExtraTypes(known.get("columns"))
-    # Not with messages: the messages transformer would inherit the hints with the table.
-    may_append = (lambda: table_is_absent(TABLE_NAME)) if slice_size is None else (lambda: False)
+    # Not with messages: the messages transformer would inherit the hints with the table. Not
+    # when replacing either: the hint would turn the user's replace into an append.
+    appendable = not (plan.with_messages or plan.replace)
+    may_append = (lambda: table_is_absent(TABLE_NAME)) if appendable else (lambda: False)
     listed_at = datetime.now(UTC)
     tables: Iterable[pa.Table | None]
     if slicing and slice_size:
@@ -222,6 +229,8 @@ def _conversations(
             for batch in (rows[at : at + BATCH_ROWS] for at in range(0, len(rows), BATCH_ROWS))
         )
         state["backfill"] = backfill.as_state()
+        if not backfill.complete:
+            _say_slice_ended_short(backfill, under_runner=plan.under_runner)
     elif deletions is not None:
         # A deletion check reads parsed rows: it adds the rows moving data hid from the list.
         stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
@@ -255,6 +264,34 @@ def _conversations(
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
     yield []
+    _record_read(
+        state,
+        stream=stream,
+        tally=tally,
+        guard=guard,
+        coerced=coerced,
+        previous=previous,
+        backfill=saved if not slicing else None,
+        slicing=slicing,
+    )
+    if deletions is not None:
+        state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
+
+
+def _record_read(
+    state: dict[str, Any],
+    *,
+    stream: PageStream,
+    tally: ReadTally,
+    guard: ReadGuard,
+    coerced: Counter[str],
+    previous: datetime | None,
+    backfill: dict[str, Any] | None,
+    slicing: bool,
+) -> None:
+    """What a read that ended leaves in the resource's state: the cursor, unless the read was
+    capped; the backfill it completed (a read from the cursor takes every conversation the
+    slices had left); and its figures, for the runner's summary."""
     for field, count in sorted(coerced.items()):
         logger.warning(
             "Octopush sent %d non-text values in the text field %r: kept as their JSON text",
@@ -272,14 +309,49 @@ def _conversations(
         )
     else:
         store_cursor(state, tally.cursor)
+        if backfill is not None:
+            state["backfill"] = {**backfill, "complete": True}
     state["last_read"] = {
         **stream.report.as_dict(),
         **tally.finish(),
         "slice": slicing,
         "load_id": dlt.current.load_package_state()["load_id"],
     }
-    if deletions is not None:
-        state["last_read"]["deletions"] = deletions.record(listed_at=listed_at)
+
+
+def _read_start(
+    *,
+    previous: datetime | None,
+    start_date: datetime | None,
+    lag: float,
+    everything: bool,
+    replace: bool,
+) -> datetime | None:
+    """Where the read may stop: a deletion check reads, and reloads, the whole list; a first
+    load or a table replaced, all since the start date; an incremental run, the lag before
+    the cursor."""
+    if everything:
+        return None
+    if previous is None or replace:
+        return start_date
+    return previous - timedelta(seconds=lag)
+
+
+def _say_slice_ended_short(backfill: Backfill, *, under_runner: bool) -> None:
+    """A slice ended the run before the end of the account: the runner goes on by itself, a
+    plain ``pipeline.run`` must be called again, and is told so."""
+    if under_runner:
+        return
+    remaining = backfill.known - backfill.done
+    logger.warning(
+        "Octopush first load: this run loaded a slice, %d of about %d conversations; about %d "
+        "remain. Run the pipeline again to continue (octopush_dlt.run_load goes on by itself), "
+        "or leave slice_conversations unset to load everything in one run",
+        backfill.done,
+        backfill.known,
+        remaining,
+    )
+    dlt.current.resource_metrics()["conversations_remaining"] = remaining
 
 
 def _full_read(
@@ -325,7 +397,7 @@ def conversations_resource(
     lag: float,
     clock_skew: float = DEFAULT_CLOCK_SKEW_SECONDS,
     max_pages: int | None = None,
-    slice_size: int | None = None,
+    slice_conversations: int | None = None,
     privacy: PrivacyPolicy | None = None,
     deletions: DeletionPolicy | None = None,
 ) -> DltResource:
@@ -345,7 +417,7 @@ def conversations_resource(
         lag=lag,
         clock_skew=clock_skew,
         max_pages=max_pages,
-        slice_size=slice_size,
+        slice_conversations=slice_conversations,
         privacy=privacy,
         deletions=deletions,
     )
@@ -363,7 +435,7 @@ def octopush_source(
     conversations_path: str = CONVERSATIONS_PATH,
     messages_path: str = MESSAGES_PATH,
     resources: Sequence[str] = RESOURCES,
-    slice_conversations: int = SLICE_CONVERSATIONS,
+    slice_conversations: int | None = None,
     per_page: int = DEFAULT_PER_PAGE,
     concurrency: int = LOAD_CONCURRENCY,
     start_date: str | None = None,
@@ -381,22 +453,45 @@ def octopush_source(
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
 
-    ``resources`` chooses the tables: ``conversations``, ``messages`` (read for the conversations
-    read in the run, so it needs them), or both (the default). A first load with messages
-    commits every ``slice_conversations`` conversations. ``start_date`` (ISO 8601) limits the
-    first load; ``lag_seconds`` re-reads that much before the cursor on every run; a
-    ``last_message_at`` more than ``clock_skew_seconds`` after the start of the run is in the
-    future: loaded, but it never moves the cursor. ``max_pages`` caps the pages one run reads (a
-    safety cap: a capped run loads what it read but keeps the cursor, and the backfill of a
-    first load, where they were). Pass ``client`` to reuse a configured
-    :class:`OctopushClient`; the credential and connection settings are then ignored.
+    ``pipeline.run(octopush_source())`` loads the whole account in one run, and dlt's idioms on
+    it hold (:mod:`octopush_dlt.entry_points`); :func:`octopush_dlt.runner.run_load` adds
+    slices, checks and a summary around the same run.
 
-    ``hash_columns`` are replaced by their HMAC-SHA256 keyed by ``hash_secret`` and
-    ``drop_columns`` removed, in every table that has them, before dlt sees them
-    (:mod:`octopush_dlt.privacy`). ``detect_deletes`` reads the whole list so that
-    :func:`octopush_dlt.runner.run_load` can flag (``deletes_mode="soft"``) or remove
-    (``"hard"``, with their messages) the conversations it no longer returns, unless it returns
-    fewer than ``deletes_min_share`` of them (:mod:`octopush_dlt.deletions`).
+    Args:
+        api_login: The account's login (``[sources.octopush]`` in ``.dlt/secrets.toml``).
+        api_key: The account's API key; never logged.
+        base_url: The API's base URL.
+        conversations_path: The list endpoint, under ``base_url``.
+        messages_path: The messages endpoint, under ``base_url``.
+        resources: The tables: ``conversations``, ``messages`` (read for the conversations read
+            in the run, so it needs them), or both (the default). ``with_resources`` on the
+            source selects the same way.
+        slice_conversations: Commit a first load with messages every this many conversations,
+            one run a slice. Unset (the default), one run loads everything; the runner slices
+            by 5,000 by itself. A plain ``pipeline.run`` that a slice ends says how much
+            remains at WARNING level.
+        per_page: Conversations asked for per page.
+        concurrency: Pages (and message reads) in flight at once.
+        start_date: ISO 8601; the first load reads conversations active since then.
+        lag_seconds: Re-read this much before the cursor on every run.
+        clock_skew_seconds: A ``last_message_at`` further than this after the start of the run
+            is in the future: loaded, but it never moves the cursor.
+        allow_insecure_http: Allow an ``http://`` base URL (a local sandbox).
+        max_pages: A safety cap on the pages one run reads: a capped run loads what it read but
+            keeps the cursor, and the backfill of a first load, where they were.
+        hash_columns: Columns replaced by their HMAC-SHA256 keyed by ``hash_secret``, in every
+            table that has them, before dlt sees them (:mod:`octopush_dlt.privacy`).
+        drop_columns: Columns removed from every table that has them.
+        hash_secret: The HMAC key of ``hash_columns``.
+        detect_deletes: Read the whole list, so that the runner flags (``deletes_mode="soft"``)
+            or removes (``"hard"``, with their messages) the conversations it no longer returns
+            (:mod:`octopush_dlt.deletions`). Marking happens after the load: under a plain
+            ``pipeline.run`` the run is refused.
+        deletes_mode: ``soft`` or ``hard``.
+        deletes_min_share: Mark nothing when the list returns fewer than this share of the
+            conversations the table holds.
+        client: A configured :class:`OctopushClient` to reuse (the Airflow operator hands over
+            its hook's); the credential and connection settings are then ignored.
     """
     chosen = _check_resources(resources)
     privacy = PrivacyPolicy.build(
@@ -411,12 +506,8 @@ def octopush_source(
         if detect_deletes
         else None
     )
-    if isinstance(slice_conversations, bool) or not (
-        isinstance(slice_conversations, int) and slice_conversations >= 1
-    ):
-        raise OctopushConfigError(
-            f"slice_conversations must be a positive integer, got {slice_conversations!r}"
-        )
+    if slice_conversations is not None:
+        check_slice_size(slice_conversations)
     for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
         if seconds < 0:
             raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
@@ -459,7 +550,7 @@ def octopush_source(
         lag=lag_seconds,
         clock_skew=clock_skew_seconds,
         max_pages=max_pages,
-        slice_size=slice_conversations if with_messages else None,
+        slice_conversations=slice_conversations,
         privacy=privacy,
         deletions=deletions,
     )

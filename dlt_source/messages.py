@@ -5,9 +5,9 @@ lag) has its messages read, several conversations at once, and merged on ``messa
 conversation's id added. A conversation whose answer cannot be its own (see
 :mod:`octopush_provider.messages`) is kept apart: nothing of it is loaded, it is named in the
 log and the summary, and it is read again at the start of every later run that reads messages,
-until it succeeds. Too many kept apart at once means the endpoint ignores every id: the run
-fails. The ids of the conversations a run read wait for the runner's consistency check
-(:func:`conversations_read`).
+until it succeeds. Most of a run's conversations kept apart (or too many at once) means the
+endpoint ignores the filter: the run fails, whoever runs it. The ids of the conversations a run
+read wait for the runner's consistency check (:func:`conversations_read`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyarrow as pa
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.entry_points import write_disposition
 from octopush_dlt.instants import from_micros, table_cursor_micros
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.settings import (
@@ -58,6 +59,10 @@ def _read_ids(load_id: str) -> list[str]:
 
 # More conversations kept apart than this, and the endpoint is not reading ids at all.
 MAX_KEPT_APART = 100
+# Kept apart in one run: more than this share of the conversations it read (and at least
+# KEPT_APART_FLOOR of them) is an endpoint that ignores the filter, not a few odd answers.
+KEPT_APART_SHARE = 0.5
+KEPT_APART_FLOOR = 2
 _PHONE = CONVERSATIONS.nested_prefix + "phone_number"
 _COUNT = "number_of_messages"
 
@@ -145,38 +150,50 @@ class _Reader:
         self._read: list[str] = []
         self._retried = False
         self._extra_types = ExtraTypes()
+        self._fresh_read = self._fresh_kept = 0
+        self._retrying: set[str] = set()
+        self._replacing = False
 
     def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
         if load_id != self._figures.load_id:  # a new run of the same source object
             self._figures, self._retried = MessagesRead(load_id=load_id), False
+            self._fresh_read = self._fresh_kept = 0
+            self._retrying = set()
             self._read = _read_ids(load_id)
             # Extra fields keep the type they took first: in the destination, or in this run.
             table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
             self._extra_types = ExtraTypes(table.get("columns"))
+            # A table replaced holds only what this run reads: every conversation's messages.
+            self._replacing = write_disposition(dlt.current.resource()) == "replace"
         state = dlt.current.resource_state()
         kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
         newest = _Newest(state)
         parents = _parents(conversations)
         if self._privacy.touches(_PHONE):  # a pseudonym cannot be checked against an answer
             parents = [replace(parent, phone_number=None) for parent in parents]
-        if not self._reread_unchanged:
+        if not (self._reread_unchanged or self._replacing):
             parents = [parent for parent in parents if not newest.unchanged(parent)]
         if not self._retried:
             self._retried = True
             fresh = {parent.conversation_id for parent in parents}
-            parents += [
+            retried = [
                 MessageParent(conversation_id=cid, **saved)
                 for cid, saved in kept.items()
                 if cid not in fresh
             ]
+            self._retrying = {parent.conversation_id for parent in retried}
+            parents += retried
         rows: list[dict[str, Any]] = []
         for result in self._client.read_messages(parents):
             cid = result.parent.conversation_id
             self._figures.conversations += 1
             self._read.append(cid)
             self._figures.requests += result.requests
+            first_time = cid not in self._retrying
+            self._fresh_read += first_time
             if result.error is not None:
+                self._fresh_kept += first_time
                 self._keep_apart(kept, result.parent, result.error)
                 continue
             kept.pop(cid, None)
@@ -189,6 +206,22 @@ class _Reader:
             yield self._table(rows)
         self._figures.kept_apart = len(kept)
         state["last_read"] = self._figures.as_dict()
+        if not isinstance(conversations, pa.Table):  # the last batch of the run
+            self._check_endpoint()
+
+    def _check_endpoint(self) -> None:
+        """Fail a run in which most answers were other conversations' messages.
+
+        Only the conversations the run read for the first time count: those kept apart before
+        and still odd would otherwise fail every later run with nothing new.
+        """
+        read, kept = self._fresh_read, self._fresh_kept
+        if kept >= KEPT_APART_FLOOR and kept > KEPT_APART_SHARE * read:
+            raise OctopushMismatchError(
+                f"{kept} of the {read} conversations read got messages that cannot be theirs: "
+                f"the messages endpoint {self._client.messages_url} seems to ignore the "
+                "conversation_id filter; check messages_path. Nothing of this run was loaded"
+            )
 
     def _table(self, rows: list[dict[str, Any]]) -> pa.Table:
         self._figures.messages += len(rows)

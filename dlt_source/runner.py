@@ -20,11 +20,13 @@ import dlt
 import pyarrow as pa
 from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import TRefreshMode
+from dlt.common.schema.utils import has_table_seen_data
 from dlt.extract.source import DltSource
 
 from octopush_dlt.cursor import stored_cursor
 from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.destinations import duckdb_held_open
+from octopush_dlt.entry_points import runner_driving
 from octopush_dlt.messages import conversations_read
 from octopush_dlt.settings import (
     MAX_SLICES,
@@ -33,6 +35,7 @@ from octopush_dlt.settings import (
     NAMED_IN_LOG,
     PRIMARY_KEY,
     RESOURCE_NAME,
+    SLICE_CONVERSATIONS,
     SOURCE_NAME,
     TABLE_NAME,
 )
@@ -193,6 +196,12 @@ def _resource_state(pipeline: dlt.Pipeline, resource: str) -> dict[str, Any]:
 def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> list[str]:
     """The conversations of ``read`` whose ``number_of_messages`` differs from their rows in
     ``messages``, in order; one query per chunk of ids."""
+    # A table dlt never saw a row of does not exist in the destination, hints or not.
+    tables = pipeline.default_schema.tables
+    seen = {name for name, table in tables.items() if has_table_seen_data(table)}
+    if TABLE_NAME not in seen:  # nothing loaded yet: nothing can disagree
+        return []
+    has_messages = MESSAGES_TABLE_NAME in seen
     found: list[str] = []
     with pipeline.sql_client() as client:
         conversations = client.make_qualified_table_name(TABLE_NAME)
@@ -200,15 +209,22 @@ def _disagreeing(pipeline: dlt.Pipeline, read: list[str]) -> list[str]:
         for start in range(0, len(read), _CHECK_CHUNK):
             chunk = read[start : start + _CHECK_CHUNK]
             ids = ", ".join(["%s"] * len(chunk))
+            # No messages table yet (no message loaded so far): every conversation counts 0.
+            joined, count = (
+                (
+                    f"LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n FROM {messages} "
+                    f"WHERE {PRIMARY_KEY} IN ({ids}) GROUP BY {PRIMARY_KEY}) m "
+                    f"ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY}",
+                    "coalesce(m.n, 0)",
+                )
+                if has_messages
+                else ("", "0")
+            )
             rows = client.execute_sql(
-                f"SELECT c.{PRIMARY_KEY} "
-                f"FROM {conversations} c LEFT JOIN (SELECT {PRIMARY_KEY}, count(*) AS n "
-                f"FROM {messages} WHERE {PRIMARY_KEY} IN ({ids}) GROUP BY {PRIMARY_KEY}) m "
-                f"ON m.{PRIMARY_KEY} = c.{PRIMARY_KEY} WHERE c.{PRIMARY_KEY} IN ({ids}) "
-                "AND coalesce(m.n, 0) <> c.number_of_messages "
+                f"SELECT c.{PRIMARY_KEY} FROM {conversations} c {joined} "
+                f"WHERE c.{PRIMARY_KEY} IN ({ids}) AND {count} <> c.number_of_messages "
                 f"ORDER BY c.{PRIMARY_KEY}",
-                *chunk,
-                *chunk,
+                *(chunk * 2 if has_messages else chunk),
             )
             found += [cid for (cid,) in rows or []]
     return found
@@ -256,17 +272,27 @@ def _sum(reads: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_load(
-    pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool = False
+    pipeline: dlt.Pipeline,
+    source: DltSource,
+    *,
+    full_refresh: bool = False,
+    slice_conversations: int | None = SLICE_CONVERSATIONS,
 ) -> LoadSummary:
-    """Extract, normalise and load (in slices on a first load with messages).
+    """Extract, normalise and load: ``pipeline.run(source)``, with comfort around it.
 
-    ``full_refresh`` drops the tables and cursor first. Parquet load files when the destination
-    takes them: dlt then copies our Arrow tables straight into the warehouse instead of
-    inserting row by row. After a source built with ``detect_deletes``, the conversations the
-    list no longer returns are flagged or removed (:mod:`octopush_dlt.deletions`). A DuckDB
-    file stays open from start to end (:func:`~octopush_dlt.destinations.duckdb_held_open`).
+    A first load with messages is committed every ``slice_conversations`` conversations (None:
+    in one run), one ``pipeline.run`` a slice, until the last; a slice size the source was
+    built with wins. ``full_refresh`` drops the tables and cursor first. Parquet load files
+    when the destination takes them: dlt then copies our Arrow tables straight into the
+    warehouse instead of inserting row by row. After a source built with ``detect_deletes``,
+    the conversations the list no longer returns are flagged or removed
+    (:mod:`octopush_dlt.deletions`). A DuckDB file stays open from start to end
+    (:func:`~octopush_dlt.destinations.duckdb_held_open`).
     """
-    with duckdb_held_open(pipeline):
+    with (
+        runner_driving(slice_conversations=slice_conversations),
+        duckdb_held_open(pipeline),
+    ):
         return _run_held(pipeline, source, full_refresh=full_refresh)
 
 

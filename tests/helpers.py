@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.extract.source import DltSource
 
 from octopush_dlt import octopush_source
@@ -115,3 +117,46 @@ def root_cause(error: BaseException) -> BaseException:
     while error.__cause__ is not None:
         error = error.__cause__
     return error
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 instant in UTC, by the standard library alone (not the connector's parser)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def served(store: ConversationStore) -> dict[str, Any]:
+    """What every warehouse must hold after a run, as the sandbox serves it."""
+    conversations = {
+        row["conversation_id"]: (_utc(row["last_message_at"]), row["number_of_messages"])
+        for row in store.snapshot()
+    }
+    messages = {
+        message["message_id"]: (cid, message["delivery_status"], _utc(message["created_at"]))
+        for cid in conversations
+        for message in store.messages(cid) or []
+    }
+    return {
+        "conversations": conversations,
+        "messages": messages,
+        "cursor": max(moment for moment, _ in conversations.values()),
+    }
+
+
+def landed(database: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """What a pipeline's DuckDB file holds, in the shape of :func:`served`, and its cursor."""
+    with duckdb.connect(str(database), read_only=True) as db:
+        conversations = db.execute(
+            "SELECT conversation_id, last_message_at, number_of_messages "
+            "FROM octopush.conversations"
+        ).fetchall()
+        messages = db.execute(
+            "SELECT message_id, conversation_id, delivery_status, created_at FROM octopush.messages"
+        ).fetchall()
+    conversations_state = state["sources"]["octopush"]["resources"]["conversations"]
+    cursor = conversations_state["incremental"]["last_message_at"]["last_value"]
+    return {
+        "conversations": {cid: (at.astimezone(UTC), n) for cid, at, n in conversations},
+        "messages": {mid: (cid, status, at.astimezone(UTC)) for mid, cid, status, at in messages},
+        "rows": (len(conversations), len(messages)),  # a row landed twice shows here
+        "cursor": _utc(cursor) if isinstance(cursor, str) else cursor.astimezone(UTC),
+    }
