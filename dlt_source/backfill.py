@@ -27,9 +27,12 @@ from datetime import datetime
 from itertools import count
 from typing import Any
 
+from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY
 from octopush_provider.conversations import Conversation
 from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.page import StopReason
+from octopush_provider.paging import PageStream
 
 
 @dataclass(kw_only=True)
@@ -102,3 +105,26 @@ class SliceSelector:
                 "raise slice_conversations so that a slice can hold them all"
             )
         return rows, False
+
+
+def read_slice(
+    stream: PageStream, guard: ReadGuard, backfill: Backfill, *, size: int
+) -> list[Conversation]:
+    """The conversations of one slice of a first load: the next ``size``, oldest first.
+
+    Newest-first, every row a slice wants is newer than the guard's start (the start date, or
+    the end of the slices done minus the lag): the read stops there, as an incremental one does.
+    A read capped by ``max_pages`` did not reach the oldest conversations, on the pages past the
+    cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
+    """
+    selector = SliceSelector(after=backfill.done_upto, size=size)
+    for page in stream:
+        selector.offer(guard.keep(page))
+    rows, complete = selector.take()
+    if stream.report.stop_reason is StopReason.MAX_PAGES:
+        return rows
+    backfill.complete = complete
+    backfill.done_upto = rows[-1][CURSOR_COLUMN] if rows else backfill.done_upto
+    backfill.done += len(rows)
+    backfill.known = backfill.done + selector.candidates - len(rows)
+    return rows

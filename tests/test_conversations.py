@@ -235,7 +235,7 @@ def test_an_extra_field_that_changes_type_never_fails_the_load(
 ):
     # Across batches of one run (dlt's writer wants one type per file) and across runs (the
     # warehouse column is typed by the first): values that do not fit land beside it, as text.
-    monkeypatch.setattr("octopush_dlt.BATCH_ROWS", 10)
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_ROWS", 10)
     sandbox = make_sandbox(conversations=30)
     first, _, later = [row["conversation_id"] for row in sandbox.store.snapshot()[:25:12]]
     sandbox.store.rewrite(first, {"score": 5})

@@ -234,7 +234,7 @@ def test_a_load_leaves_arrows_memory_pool_as_it_found_it(make_sandbox, make_pipe
         run_load(make_pipeline("failing"), conversations_source(sandbox, api_key="wrong"))
     seen: list[str] = []
     monkeypatch.setattr(
-        "octopush_dlt.fast_table",
+        "octopush_dlt.conversations.fast_table",
         lambda items, table=fast_table: (
             seen.append(pa.default_memory_pool().backend_name) or table(items)
         ),

@@ -27,7 +27,7 @@ def test_a_first_load_appends(make_sandbox, make_pipeline, capfd):
 def test_a_first_load_read_in_many_batches_appends(make_sandbox, make_pipeline, monkeypatch):
     # Whether the table is absent is asked before dlt sees the first batch: once it has, dlt's
     # schema holds the table, and the load would merge.
-    monkeypatch.setattr("octopush_dlt.BATCH_ROWS", 100)
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_ROWS", 100)
     sandbox = make_sandbox(conversations=600)
     pipeline = make_pipeline()
 
