@@ -34,10 +34,17 @@ import dlt
 from octopush_dlt.settings import MESSAGES_RESOURCE_NAME, RESOURCE_NAME
 from octopush_provider.exceptions import OctopushConfigError
 
-__all__ = ["RunPlan", "plan_run", "runner_driving", "write_disposition"]
+__all__ = ["RunPlan", "check_slice_size", "plan_run", "runner_driving", "write_disposition"]
 
-_RUNNER_SLICES: ContextVar[int | None] = ContextVar("octopush_runner_slices", default=None)
-_UNDER_RUNNER: ContextVar[bool] = ContextVar("octopush_under_runner", default=False)
+
+@dataclass(frozen=True)
+class _Runner:
+    """What the runner driving this run asks of it."""
+
+    slice_conversations: int | None
+
+
+_RUNNER: ContextVar[_Runner | None] = ContextVar("octopush_runner", default=None)
 
 _RUNNER_NAMES = "octopush_dlt.run_load(pipeline, source), octopush-load or the Airflow operator"
 
@@ -47,13 +54,11 @@ def runner_driving(*, slice_conversations: int | None) -> Iterator[None]:
     """Marks the runs started inside as the runner's, slicing first loads by the given size."""
     if slice_conversations is not None:
         check_slice_size(slice_conversations)
-    slices = _RUNNER_SLICES.set(slice_conversations)
-    under = _UNDER_RUNNER.set(True)
+    token = _RUNNER.set(_Runner(slice_conversations))
     try:
         yield
     finally:
-        _UNDER_RUNNER.reset(under)
-        _RUNNER_SLICES.reset(slices)
+        _RUNNER.reset(token)
 
 
 def check_slice_size(value: Any) -> int:
@@ -105,8 +110,8 @@ def plan_run(*, slice_conversations: int | None, detect_deletes: bool) -> RunPla
             "write_disposition: replace both tables or neither; messages are read only for the "
             "conversations a run reads, so one table replaced alone loses rows"
         )
-    under_runner = _UNDER_RUNNER.get()
-    if detect_deletes and not under_runner:
+    runner = _RUNNER.get()
+    if detect_deletes and runner is None:
         raise OctopushConfigError(
             "detect_deletes: deletions are marked after the load, which plain pipeline.run does "
             f"not do; run the source with {_RUNNER_NAMES}"
@@ -116,10 +121,11 @@ def plan_run(*, slice_conversations: int | None, detect_deletes: bool) -> RunPla
             "slice_conversations with write_disposition 'replace': each slice would replace "
             "the one before; leave slice_conversations unset"
         )
-    size = slice_conversations if slice_conversations is not None else _RUNNER_SLICES.get()
+    if slice_conversations is None and runner is not None:
+        slice_conversations = runner.slice_conversations
     return RunPlan(
         with_messages=with_messages,
         replace=replace,
-        slice_size=size if with_messages and not replace else None,
-        under_runner=under_runner,
+        slice_size=slice_conversations if with_messages and not replace else None,
+        under_runner=runner is not None,
     )
