@@ -18,6 +18,7 @@ from octopush_dlt.conversations import conversations_resource
 from octopush_dlt.deletions import DEFAULT_MIN_SHARE, DeletionPolicy
 from octopush_dlt.entry_points import check_slice_size
 from octopush_dlt.messages import messages_resource
+from octopush_dlt.outside_airflow import skip_airflow_secrets_outside_airflow
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.settings import (
     CURSOR_COLUMN,
@@ -42,6 +43,8 @@ from octopush_provider.settings import (
 
 __all__ = ["RESOURCES", "octopush_source"]
 
+# Before dlt first resolves its configuration, so that a plain script keeps its log.
+skip_airflow_secrets_outside_airflow()
 
 RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
 
