@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from octopush_dlt.deletions import DEFAULT_MIN_SHARE, MODES
-from octopush_dlt.destinations import duckdb_credentials
+from octopush_dlt.destinations import duckdb_credentials, postgres_credentials
 from octopush_dlt.settings import (
     DEFAULT_DATASET_NAME,
     DEFAULT_DESTINATION,
     DEFAULT_LAG_SECONDS,
     DEFAULT_PIPELINE_NAME,
 )
-from octopush_provider.exceptions import OctopushError
+from octopush_provider.exceptions import OctopushConfigError, OctopushError
 from octopush_provider.settings import LOAD_CONCURRENCY
 
 DEMO_CONVERSATIONS = 5_000
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "Credentials come from "
         "dlt config: [sources.octopush] api_login/api_key in .dlt/secrets.toml, or "
         "SOURCES__OCTOPUSH__API_LOGIN / SOURCES__OCTOPUSH__API_KEY.",
+        epilog="To load from a sandbox you started yourself: run octopush-sandbox --port 8080, "
+        "which prints its base URL, api-login and api-key, then give those to octopush-load as "
+        "--base-url and SOURCES__OCTOPUSH__API_LOGIN / SOURCES__OCTOPUSH__API_KEY.",
     )
     parser.add_argument("--demo", action="store_true", help="load from the bundled sandbox")
     parser.add_argument(
@@ -51,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         help="dlt destination: duckdb, postgres, bigquery, ... (default: %(default)s)",
     )
     parser.add_argument("--dataset-name", default=DEFAULT_DATASET_NAME)
+    parser.add_argument(
+        "--base-url",
+        help="the API to read, e.g. a sandbox's URL (default: [sources.octopush] base_url, "
+        "else Octopush's)",
+    )
     parser.add_argument("--pipeline-name", default=DEFAULT_PIPELINE_NAME)
     parser.add_argument(
         "--full-refresh",
@@ -119,6 +127,7 @@ def _resources(value: str) -> list[str]:
 
 def _source_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
+        "base_url": args.base_url,
         "per_page": args.per_page,
         "concurrency": args.concurrency,
         "start_date": args.start_date,
@@ -192,25 +201,63 @@ def _destination(name: str, *, pipeline_name: str, dataset_name: str) -> Any:
     """
     import dlt  # noqa: PLC0415
 
-    if name != "duckdb" or dlt.secrets.get("destination.duckdb.credentials"):
+    configured: Any = dlt.secrets.get(f"destination.{name}.credentials")
+    if name == "postgres" and isinstance(configured, str):
+        return dlt.destinations.postgres(credentials=postgres_credentials(configured))
+    if name != "duckdb" or configured:
         return name
     path = str(Path.cwd() / f"{pipeline_name}.duckdb")
     return dlt.destinations.duckdb(duckdb_credentials(path, dataset_name=dataset_name))
 
 
-def _run(args: argparse.Namespace) -> int:
-    import dlt  # noqa: PLC0415 - keeps --help instant
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse flags that would do nothing, rather than run without them."""
+    if args.demo and args.base_url:
+        raise OctopushConfigError("--base-url has no use with --demo, which serves its own sandbox")
+    if not args.detect_deletes:
+        for flag, value in (
+            ("--deletes-mode", args.deletes_mode),
+            ("--deletes-min-share", args.deletes_min_share),
+        ):
+            if value is not None:
+                raise OctopushConfigError(
+                    f"{flag} does nothing without --detect-deletes: add it, or leave {flag} out"
+                )
 
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    """dlt's pipeline; a destination dlt does not know or a working folder it cannot write, in
+    one line."""
+    import dlt  # noqa: PLC0415 - keeps --help instant
+    from dlt.common.destination.exceptions import UnknownDestinationModule  # noqa: PLC0415
+
+    destination = _destination(
+        args.destination, pipeline_name=args.pipeline_name, dataset_name=args.dataset_name
+    )
+    try:
+        return dlt.pipeline(
+            pipeline_name=args.pipeline_name,
+            destination=destination,
+            dataset_name=args.dataset_name,
+        )
+    except UnknownDestinationModule as error:
+        raise OctopushConfigError(
+            f"--destination {args.destination!r} is not a dlt destination: use duckdb, postgres, "
+            "bigquery or another of dlt's destinations"
+        ) from error
+    except OSError as error:
+        raise OctopushConfigError(
+            f"dlt cannot write its working folder ({error}): set DLT_DATA_DIR to a folder it can "
+            "write"
+        ) from error
+
+
+def _run(args: argparse.Namespace) -> int:
     from octopush_dlt import octopush_source  # noqa: PLC0415
     from octopush_dlt.runner import run_load  # noqa: PLC0415
 
-    pipeline = dlt.pipeline(
-        pipeline_name=args.pipeline_name,
-        destination=_destination(
-            args.destination, pipeline_name=args.pipeline_name, dataset_name=args.dataset_name
-        ),
-        dataset_name=args.dataset_name,
-    )
+    _check_flags(args)
+    pipeline = _pipeline(args)
     options = _source_options(args)
     if args.demo:
         with _demo_sandbox(args.demo_conversations) as credentials:
@@ -220,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         summary = run_load(pipeline, octopush_source(**options), full_refresh=args.full_refresh)
     print("\n".join(summary.lines()))
-    print(f"explore it: dlt pipeline {args.pipeline_name} info | show | trace")
+    print(f"explore it: dlt pipeline {args.pipeline_name} info | trace")
     return 0
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.configuration.specs.exceptions import NativeValueError
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
 from octopush_provider.exceptions import OctopushConfigError
 
@@ -42,6 +44,24 @@ def duckdb_credentials(path: str, *, dataset_name: str) -> DuckDbCredentials:
     return DuckDbCredentials(
         duckdb_file(path, dataset_name=dataset_name), global_config=DUCKDB_LOAD_SETTINGS
     )
+
+
+def postgres_credentials(url: str) -> PostgresCredentials:
+    """Credentials of a Postgres URL; one without a password gets an empty one.
+
+    dlt insists on a password, but trust, peer and certificate authentication have none; libpq
+    takes an empty password as none (and then looks in ~/.pgpass).
+    """
+    credentials = PostgresCredentials()
+    try:
+        credentials.parse_native_representation(url)
+    except NativeValueError as error:
+        raise OctopushConfigError(
+            f"the postgres destination's credentials are not a URL: {error}"
+        ) from error
+    if credentials.password is None:
+        credentials.password = ""
+    return credentials
 
 
 @contextmanager

@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import duckdb
+import psycopg2
 import pytest
 
 from octopush_dlt.privacy import hmac_hex
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
-from tests.helpers import expected_table
+from tests.helpers import POSTGRES_URL, expected_table
 
 PIPELINE = "octopush_conversations"
 
@@ -70,11 +71,14 @@ def test_demo_loads_the_sandbox_into_duckdb_and_dlt_can_inspect_it(tmp_path):
     assert "loaded 300 conversations into duckdb:octopush.conversations" in result.stdout
     assert "Octopush read ended (empty_page)" in result.stderr
     assert len(_table(tmp_path)) == 300
-    info = _command(
-        tmp_path, env, str(Path(sys.executable).with_name("dlt")), "pipeline", PIPELINE, "info"
-    )
-    assert info.returncode == 0, info.stderr
-    assert "octopush" in info.stdout
+    (advertised,) = re.findall(rf"explore it: dlt pipeline {PIPELINE} (.+)", result.stdout)
+    for command in advertised.split(" | "):
+        shown = _command(
+            tmp_path, env, str(Path(sys.executable).with_name("dlt")), "pipeline", PIPELINE, command
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "Install dlt[hub]" not in shown.stdout + shown.stderr, command
+        assert "octopush" in shown.stdout, command
 
 
 def test_the_demo_loads_into_the_directory_it_runs_in(tmp_path):
@@ -185,6 +189,85 @@ def test_a_destination_that_cannot_be_opened_is_named_in_one_line(
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
     assert "pw-9d2c" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "variables", "message"),
+    [
+        (
+            ("--destination", "nosuchdest"),
+            {},
+            "--destination 'nosuchdest' is not a dlt destination",
+        ),
+        (("--deletes-mode", "hard"), {}, "--deletes-mode does nothing without --detect-deletes"),
+        (("--deletes-min-share", "0.5"), {}, "--deletes-min-share does nothing without --detect-"),
+        ((), {"DLT_DATA_DIR": "{file}/dlt"}, "set DLT_DATA_DIR to a folder it can write"),
+    ],
+    ids=["unknown-destination", "deletes-mode-alone", "deletes-min-share-alone", "dlt-data-dir"],
+)
+def test_a_setting_it_cannot_use_is_refused_in_one_line_before_any_read(
+    tmp_path, sandbox, flags, variables, message
+):
+    (tmp_path / "a-file").touch()
+    variables = {name: value.format(file=tmp_path / "a-file") for name, value in variables.items()}
+    env = _sandbox_environment(tmp_path, sandbox) | variables
+
+    result = _load(tmp_path, env, *flags)
+
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("octopush-load: ")
+    assert message in line
+    assert sandbox.requests == []
+
+
+def test_a_postgres_url_without_a_password_loads_when_the_server_trusts_the_user(
+    tmp_path, make_sandbox, postgres_dataset
+):
+    sandbox = make_sandbox(conversations=120)
+    passwordless = re.sub(r":[^:@/]*@", "@", POSTGRES_URL)
+    assert "@" in passwordless and ":postgres@" not in passwordless
+    env = _sandbox_environment(tmp_path, sandbox) | {
+        "DESTINATION__POSTGRES__CREDENTIALS": passwordless
+    }
+
+    result = _load(
+        tmp_path, env, "--destination", "postgres", "--dataset-name", postgres_dataset, "-q"
+    )
+
+    assert result.returncode == 0, result.stderr
+    with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {postgres_dataset}.conversations")
+        assert cursor.fetchone() == (120,)
+    connection.close()
+
+
+def test_it_loads_from_a_sandbox_started_with_octopush_sandbox(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    usage = _command(tmp_path, _environment(tmp_path), str(bin_dir / "octopush-load"), "--help")
+    assert "octopush-sandbox" in usage.stdout
+    assert "--base-url" in usage.stdout
+    server = subprocess.Popen(
+        [str(bin_dir / "octopush-sandbox"), "--port", "0", "--conversations", "130"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        (base_url,) = re.findall(r"(http://\S+)", server.stdout.readline())
+        env = _environment(
+            tmp_path,
+            SOURCES__OCTOPUSH__API_LOGIN=DEFAULT_API_LOGIN,
+            SOURCES__OCTOPUSH__API_KEY=DEFAULT_API_KEY,
+        )
+
+        result = _load(tmp_path, env, "--base-url", base_url, "--resources", "conversations")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    assert result.returncode == 0, result.stderr
+    assert len(_table(tmp_path)) == 130
 
 
 def test_missing_credentials_say_where_to_put_them(tmp_path):
