@@ -13,6 +13,9 @@ Goals (a verdict is printed for each, on the median ratio):
 - incremental run with nothing new: 1 request, under a second;
 - with ``--big``: 1,000,000 conversations within 1.15x the floor, peak RSS <= 400 MiB (one run
   each: it takes a minute or two);
+- a first load through plain ``pipeline.run(octopush_source(...))`` no slower than through
+  ``run_load``, wall and CPU seconds, conversations only and with messages, on an account of
+  6,000 conversations (more than a slice: if either entry point loads less, it says so);
 - messages: ``messages_speed.py`` beside this file prints its own figures, when it exists.
 
 Prints figures; asserts nothing. ``python tests/benchmarks/load_speed.py --help``.
@@ -45,12 +48,18 @@ import requests
 from octopush_dlt import octopush_source
 from octopush_dlt.destinations import duckdb_credentials
 from octopush_dlt.runner import run_load
+from octopush_dlt.settings import SLICE_CONVERSATIONS
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from octopush_provider.settings import LOAD_CONCURRENCY
 
 HEADERS = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 FLOOR_CONNECTIONS = 8
 MESSAGES_BENCH = Path(__file__).with_name("messages_speed.py")
+# The entry points' comparison: an account larger than a slice, so that a first load that stops
+# at a slice shows; with messages, a load of it takes seconds, not minutes.
+ENTRY_CONVERSATIONS = SLICE_CONVERSATIONS + 1_000
+ENTRY_POINTS = ("run_load", "pipeline.run")
+CONVERSATIONS_ONLY = ("conversations",)
 
 
 @contextmanager
@@ -95,8 +104,17 @@ def download_only(base_url: str, pages: int, per_page: int) -> float:
     return time.perf_counter() - started
 
 
-def ours_run(base_url: str, workdir: Path, per_page: int, concurrency: int) -> dict[str, Any]:
-    """One load into ``workdir``'s DuckDB file: its seconds, requests and rows in the table."""
+def ours_run(
+    base_url: str,
+    workdir: Path,
+    per_page: int,
+    concurrency: int,
+    *,
+    entry: str = "run_load",
+    tables: tuple[str, ...] = CONVERSATIONS_ONLY,
+) -> dict[str, Any]:
+    """One load into ``workdir``'s DuckDB file through ``entry`` (one of ``ENTRY_POINTS``): its
+    wall and CPU seconds, list requests (``run_load`` only) and rows of each table."""
     pipeline = dlt.pipeline(
         "bench_ours",
         destination=dlt.destinations.duckdb(
@@ -110,24 +128,45 @@ def ours_run(base_url: str, workdir: Path, per_page: int, concurrency: int) -> d
         api_key=DEFAULT_API_KEY,
         base_url=base_url,
         per_page=per_page,
-        resources=["conversations"],  # the same table as rest_api's; messages_speed.py does both
+        resources=list(tables),  # conversations by default, the same table as rest_api's
         concurrency=concurrency,
     )
-    started = time.perf_counter()
-    summary = run_load(pipeline, source)
-    seconds = time.perf_counter() - started
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if entry == "run_load":
+        requests_made: int | None = run_load(pipeline, source).requests
+    else:
+        pipeline.run(source)
+        requests_made = None
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     with pipeline.sql_client() as client:
-        rows = int(client.execute_sql("SELECT count(*) FROM conversations")[0][0])
-    return {"seconds": seconds, "requests": summary.requests, "rows": rows}
+        counts = {
+            table: int(client.execute_sql(f"SELECT count(*) FROM {table}")[0][0])
+            for table in tables
+        }
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "requests": requests_made,
+        "rows": counts["conversations"],
+        "messages": counts.get("messages"),
+    }
 
 
-def load_in_child(base_url: str, workdir: Path, per_page: int, concurrency: int) -> dict[str, Any]:
+def load_in_child(
+    base_url: str,
+    workdir: Path,
+    per_page: int,
+    concurrency: int,
+    *,
+    entry: str = "run_load",
+    tables: tuple[str, ...] = CONVERSATIONS_ONLY,
+) -> dict[str, Any]:
     """:func:`ours_run` in a new process; adds that process's peak RSS in MiB."""
     child = subprocess.run(
         [
             sys.executable, __file__, "--child-load", base_url,
             "--workdir", str(workdir), "--per-page", str(per_page),
-            "--concurrency", str(concurrency),
+            "--concurrency", str(concurrency), "--entry", entry, "--tables", ",".join(tables),
         ],
         check=True,
         capture_output=True,
@@ -137,8 +176,12 @@ def load_in_child(base_url: str, workdir: Path, per_page: int, concurrency: int)
     return result
 
 
-def child_load(base_url: str, workdir: Path, per_page: int, concurrency: int) -> None:
-    result = ours_run(base_url, workdir, per_page, concurrency)
+def child_load(
+    base_url: str, workdir: Path, per_page: int, concurrency: int, entry: str, tables: str
+) -> None:
+    result = ours_run(
+        base_url, workdir, per_page, concurrency, entry=entry, tables=tuple(tables.split(","))
+    )
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -213,6 +256,46 @@ def incremental(base_url: str, per_page: int, concurrency: int) -> None:
          f"(goal: 1 request, < 1 s): {verdict(met)}")  # fmt: skip
 
 
+def entry_points(latency_ms: float, runs: int, concurrency: int) -> None:
+    """A first load through plain ``pipeline.run`` beside ``run_load``, alternating, on one
+    account: conversations only (``runs`` times), then with messages (once: a load takes tens of
+    seconds). A load of fewer rows than the other entry point's is not a faster load; the
+    verdict says so instead."""
+    line("entry points", f"{ENTRY_CONVERSATIONS} conversations, first loads, min/median")
+    with sandbox_process(ENTRY_CONVERSATIONS, latency_ms) as base_url:
+        for tables, times in ((CONVERSATIONS_ONLY, runs), (("conversations", "messages"), 1)):
+            loads: dict[str, list[dict[str, Any]]] = {entry: [] for entry in ENTRY_POINTS}
+            for _ in range(times):
+                for entry in ENTRY_POINTS:
+                    with tempfile.TemporaryDirectory() as directory:
+                        loads[entry].append(
+                            load_in_child(base_url, Path(directory), 100, concurrency,
+                                          entry=entry, tables=tables)
+                        )  # fmt: skip
+            for entry, runs_of_entry in loads.items():
+                wall = [load["seconds"] for load in runs_of_entry]
+                cpu = [load["cpu_seconds"] for load in runs_of_entry]
+                landed = {(load["rows"], load["messages"]) for load in runs_of_entry}
+                line(f"  {entry}, {' + '.join(tables).replace('conversations', 'conv.')}",
+                     f"wall {pair(wall)} s, CPU {pair(cpu)} s of {times}; "
+                     f"(conversations, messages) {sorted(landed)}")  # fmt: skip
+            report_entry_points(loads)
+
+
+def report_entry_points(loads: dict[str, list[dict[str, Any]]]) -> None:
+    """The verdict: plain ``pipeline.run`` no slower than ``run_load`` (median wall, 5 % for
+    noise), having loaded as many rows."""
+    runner, plain = (loads[entry] for entry in ENTRY_POINTS)
+    complete = {(load["rows"], load["messages"]) for load in plain} == {
+        (load["rows"], load["messages"]) for load in runner
+    } and all(load["rows"] == ENTRY_CONVERSATIONS for load in runner + plain)
+    ratio = median(load["seconds"] for load in plain) / median(load["seconds"] for load in runner)
+    if not complete:
+        line("", f"ratio {ratio:.2f}x, but the loads differ in rows: MISSED (not comparable)")
+        return
+    line("", f"pipeline.run / run_load {ratio:.2f}x (goal <= 1.05x): {verdict(ratio <= 1.05)}")
+
+
 def messages() -> None:
     """The messages benchmark's own figures, when that benchmark exists."""
     if not MESSAGES_BENCH.exists():
@@ -240,15 +323,24 @@ def main() -> None:
     parser.add_argument("--child-load", metavar="BASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--per-page", type=int, default=100, help=argparse.SUPPRESS)
+    parser.add_argument("--entry", choices=ENTRY_POINTS, default="run_load", help=argparse.SUPPRESS)
+    parser.add_argument("--tables", default="conversations", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only-entry-points", action="store_true", help="run only the entry points' comparison"
+    )
     args = parser.parse_args()
     if args.child_load:
-        child_load(args.child_load, args.workdir, args.per_page, args.concurrency)
+        child_load(args.child_load, args.workdir, args.per_page, args.concurrency, args.entry,
+                   args.tables)  # fmt: skip
         return
 
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, dlt {dlt.__version__}"
     line("machine", f"{machine}, load concurrency {args.concurrency}")
     floor = f"download only over {FLOOR_CONNECTIONS} connections"
     sandbox = f"{args.conversations} conversations, {args.latency_ms:g} ms latency"
+    if args.only_entry_points:
+        entry_points(args.latency_ms, args.runs, args.concurrency)
+        return
     line("sandbox", f"{sandbox}; floor: {floor}; min/median of {args.runs}")
     with sandbox_process(args.conversations, args.latency_ms) as base_url:
         for per_page, limit in ((100, 1.25), (1000, 2.5)):
@@ -256,6 +348,7 @@ def main() -> None:
             compare(base_url, conversations=args.conversations, per_page=per_page, runs=args.runs,
                     concurrency=args.concurrency, limit=limit, label=label)  # fmt: skip
         incremental(base_url, 100, args.concurrency)
+    entry_points(args.latency_ms, args.runs, args.concurrency)
     messages()
     if args.big:
         big = 1_000_000
