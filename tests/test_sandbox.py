@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -562,3 +563,37 @@ def test_cli_serves_short_pages_in_a_loop_and_echoes_the_key() -> None:
         assert process.wait(timeout=10) == 0
     assert sizes == [4, 6, 4]
     assert wrong.json()["request"]["api-key"] == "nope"
+
+
+def _first_statuses(store: ConversationStore, ids: list[str]) -> list[str | None]:
+    return [store.messages(cid)[0]["delivery_status"] for cid in ids]  # type: ignore[index]
+
+
+def test_receipts_arrive_as_the_clock_moves_the_same_way_for_a_seed() -> None:
+    stores = [ConversationStore.generate(10, seed=3) for _ in range(2)]
+    sent = [store.add_new(400) for store in stores]  # a first message is always outbound
+    seen: list[list[list[str | None]]] = [[], []]
+    # The 400 are sent a second apart after the clock: a minute after the last, then half a day.
+    for seconds in (0, 400 + 60, 12 * 3600):
+        for store, ids, statuses in zip(stores, sent, seen, strict=True):
+            store.advance(seconds)
+            statuses.append(_first_statuses(store, ids))
+
+    assert seen[0] == seen[1]
+    at_once, after_a_minute, after_half_a_day = (Counter(statuses) for statuses in seen[0])
+    assert at_once == {"sent": 400}
+    # Most receipts within a minute, the rest within hours, a fifth never: "sent" for good.
+    assert 0.4 < 1 - after_a_minute["sent"] / 400 < 0.7
+    assert 0.12 < after_half_a_day["sent"] / 400 < 0.3
+    assert set(after_half_a_day) == {"sent", "delivered", "not_delivered"}
+
+
+def test_the_clock_only_moves_forward_and_new_messages_follow_it() -> None:
+    store = ConversationStore.generate(10)
+    with pytest.raises(ValueError, match="forward"):
+        store.advance(-1)
+
+    later = store.advance(86_400)
+    store.add_new(1)
+
+    assert store.newest > later

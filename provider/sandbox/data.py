@@ -8,6 +8,13 @@ run, test and benchmark sees the same conversations.
 Messages are not stored: a conversation's first ``number_of_messages`` messages are generated
 when asked for, from its id, so a million conversations cost no more to build than before. Only
 what changes later is kept: messages added by ``bump`` and delivery statuses that moved on.
+
+Delivery receipts arrive over time, on the store's own clock (:attr:`ConversationStore.now`,
+moved by :meth:`~ConversationStore.advance`): an outbound message is ``sent`` until its receipt
+arrives, then ``delivered`` or ``not_delivered``. Most receipts come within a minute of sending,
+the rest after one to twelve hours, and a fifth of the messages never get one (they stay
+``sent``). Each message's outcome and delay follow from its id, so they are the same on every
+run of a seed; history generated long before the clock shows its final statuses.
 """
 
 from __future__ import annotations
@@ -71,7 +78,22 @@ _MESSAGES = {
 }
 _PURPOSES = tuple(_MESSAGES)
 _REPLIES = ("Oui, merci !", "OK", "Je ne suis pas disponible, on peut décaler ?", "STOP")
+# The status a message ends with; "sent" is a receipt that never comes.
 _STATUSES = ("delivered", "delivered", "delivered", "sent", "not_delivered")
+_PENDING_STATUS = "sent"
+_FAST_RECEIPTS = 0.7  # the share of receipts that arrive within a minute of sending
+_FAST_RECEIPT_SECONDS = (1, 60)
+_SLOW_RECEIPT_SECONDS = (3_600, 12 * 3_600)
+
+
+def _status_at(message_id: str, final: str, sent_at: int, now: int) -> str:
+    """What a message's receipt says at ``now``: its final status once it has arrived."""
+    if final == _PENDING_STATUS or now - sent_at >= _SLOW_RECEIPT_SECONDS[1]:
+        return final
+    draw = random.Random(f"receipt-{message_id}")
+    fast = draw.random() < _FAST_RECEIPTS
+    delay = draw.randint(*(_FAST_RECEIPT_SECONDS if fast else _SLOW_RECEIPT_SECONDS))
+    return final if now >= sent_at + delay else _PENDING_STATUS
 
 
 def render_instant(timestamp: int, zone: str) -> str:
@@ -99,8 +121,9 @@ class _Entry:
     added: list[tuple[int, str]] = field(default_factory=list)  # (instant, text) from bump
     statuses: dict[int, str] = field(default_factory=dict)  # index -> delivery status now
 
-    def message(self, index: int, rng: random.Random) -> dict[str, Any]:
-        """Message ``index`` (0-based, oldest first); ``rng`` is this thread's, drawn in order."""
+    def message(self, index: int, rng: random.Random, now: int) -> dict[str, Any]:
+        """Message ``index`` (0-based, oldest first) as it is at ``now``; ``rng`` is this
+        thread's, drawn in order."""
         row = self.row
         outbound = index == 0 or rng.random() < 0.6
         if index < self.base:
@@ -114,15 +137,20 @@ class _Entry:
                 text = rng.choice(_REPLIES)
         else:
             instant, text = self.added[index - self.base]
-        status = rng.choice(_STATUSES)
+        final = rng.choice(_STATUSES)
+        message_id = f"mid_{row['conversation_id']}_{index}"
         recipient = row["recipient_details"]
         if not isinstance(recipient, dict):  # rewritten by a test into something odd
             recipient = {}
         return {
-            "message_id": f"mid_{row['conversation_id']}_{index}",
+            "message_id": message_id,
             "text": text,
             "direction": "outbound" if outbound else "inbound",
-            "delivery_status": self.statuses.get(index, status) if outbound else None,
+            "delivery_status": (
+                self.statuses.get(index) or _status_at(message_id, final, instant, now)
+                if outbound
+                else None
+            ),
             "channel": row["last_user_channel"],
             "user_identifier": recipient.get("phone_number"),
             "user_identifiers": {
@@ -135,10 +163,11 @@ class _Entry:
             "created_at": render_instant(instant, self.zone),
         }
 
-    def messages(self) -> list[dict[str, Any]]:
-        """Every message of the conversation, oldest first, as the API would write them."""
+    def messages(self, now: int) -> list[dict[str, Any]]:
+        """Every message of the conversation, oldest first, as the API would write them at
+        ``now``."""
         rng = random.Random(self.row["conversation_id"])
-        return [self.message(index, rng) for index in range(self.row["number_of_messages"])]
+        return [self.message(index, rng, now) for index in range(self.row["number_of_messages"])]
 
 
 def _newest_first(entry: _Entry) -> tuple[int, str]:
@@ -170,6 +199,7 @@ class ConversationStore:
         self._recency: list[_Entry] = []  # newest-first, then by id
         self._shuffled_order: list[_Entry] | None = None
         self._newest = _ANCHOR_TS - _WINDOW_SECONDS
+        self._clock = _ANCHOR_TS
 
     @classmethod
     def generate(
@@ -223,7 +253,7 @@ class ConversationStore:
             entry = self._entries.get(conversation_id)
             if entry is None:
                 return None
-            return entry.messages() if match is None or match(entry.row) else []
+            return entry.messages(self._clock) if match is None or match(entry.row) else []
 
     def messages_page(
         self, page: int, per_page: int, match: Match | None = None
@@ -239,7 +269,7 @@ class ConversationStore:
                     continue
                 count = entry.row["number_of_messages"]
                 if seen + count > start:
-                    served.extend(entry.messages()[max(start - seen, 0) : end - seen])
+                    served.extend(entry.messages(self._clock)[max(start - seen, 0) : end - seen])
                 seen += count
                 if seen >= end:
                     break
@@ -253,12 +283,27 @@ class ConversationStore:
             for entry in self._rng.sample(self._recency, len(self._recency)):
                 if len(changed) >= _check_count(n):
                     break
-                for index, message in enumerate(entry.messages()):
-                    if message["delivery_status"] == "sent":
+                for index, message in enumerate(entry.messages(self._clock)):
+                    if message["delivery_status"] == _PENDING_STATUS:
                         entry.statuses[index] = "delivered"
                         changed.append(message["message_id"])
                         break
         return changed
+
+    @property
+    def now(self) -> datetime:
+        """The store's clock, in UTC: receipts due by then have arrived; new messages follow it."""
+        with self._lock:
+            return datetime.fromtimestamp(self._clock, UTC)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock ``seconds`` on, letting the receipts due meanwhile arrive; the new
+        time. Conversations do not move: a receipt is not a message."""
+        if seconds < 0:
+            raise ValueError(f"the clock only moves forward, got {seconds} seconds")
+        with self._lock:
+            self._clock += int(seconds)
+        return self.now
 
     @property
     def newest(self) -> datetime:
@@ -380,7 +425,7 @@ class ConversationStore:
         return template.format(n=self._rng.randrange(10**5, 10**6), d=self._rng.randint(10, 28))
 
     def _next_instant(self) -> int:
-        self._newest = max(self._newest, _ANCHOR_TS) + 1
+        self._newest = max(self._newest, self._clock) + 1
         return self._newest
 
     def _shuffled_entries(self) -> list[_Entry]:
