@@ -20,6 +20,12 @@ from octopush_dlt.entry_points import check_slice_size
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.outside_airflow import skip_airflow_secrets_outside_airflow
 from octopush_dlt.privacy import PrivacyPolicy
+from octopush_dlt.receipts import (
+    DEFAULT_FINAL_STATUSES,
+    DEFAULT_MAX_CONVERSATIONS,
+    DEFAULT_WINDOW_SECONDS,
+    ReceiptPolicy,
+)
 from octopush_dlt.settings import (
     CURSOR_COLUMN,
     DEFAULT_CLOCK_SKEW_SECONDS,
@@ -72,6 +78,9 @@ def octopush_source(
     detect_deletes: bool = False,
     deletes_mode: str = "soft",
     deletes_min_share: float = DEFAULT_MIN_SHARE,
+    receipts_window_seconds: float = DEFAULT_WINDOW_SECONDS,
+    receipts_max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+    final_statuses: Sequence[str] = DEFAULT_FINAL_STATUSES,
     client: Any = None,
 ) -> Any:
     """Octopush conversations, loaded incrementally on ``last_message_at``, and their messages.
@@ -113,6 +122,12 @@ def octopush_source(
         deletes_mode: ``soft`` or ``hard``.
         deletes_min_share: Mark nothing when the list returns fewer than this share of the
             conversations the table holds.
+        receipts_window_seconds: Read again, on every run, the conversations holding an
+            outbound message sent this recently whose ``delivery_status`` is not final, so that
+            delivery receipts land (:mod:`octopush_dlt.receipts`); 0 turns it off.
+        receipts_max_conversations: At most this many conversations wait for receipts; past
+            it, the oldest are dropped with a warning.
+        final_statuses: The statuses no receipt changes (compared ignoring case).
         client: A configured :class:`OctopushClient` to reuse (the Airflow operator hands over
             its hook's); the credential and connection settings are then ignored.
     """
@@ -166,6 +181,12 @@ def octopush_source(
         )
     elif not isinstance(client, OctopushClient):
         raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
+    receipts = ReceiptPolicy.build(
+        window_seconds=receipts_window_seconds,
+        max_conversations=receipts_max_conversations,
+        final_statuses=final_statuses,
+        clock_skew_seconds=clock_skew_seconds,
+    )
     with_messages = MESSAGES_RESOURCE_NAME in chosen
     conversations = conversations_resource(
         client,
@@ -181,7 +202,9 @@ def octopush_source(
         return conversations
     return [
         conversations,
-        messages_resource(conversations, client, lag=lag_seconds, privacy=privacy),
+        messages_resource(
+            conversations, client, lag=lag_seconds, privacy=privacy, receipts=receipts
+        ),
     ]
 
 

@@ -7,7 +7,9 @@ conversation's id added. A conversation whose answer cannot be its own (see
 log and the summary, and it is read again at the start of every later run that reads messages,
 until it succeeds. Most of a run's conversations kept apart (or too many at once) means the
 endpoint ignores the filter: the run fails, whoever runs it. The ids of the conversations a run
-read wait for the runner's consistency check (:func:`conversations_read`).
+read wait for the runner's consistency check (:func:`conversations_read`). Once every changed
+conversation is read, those waiting for delivery receipts are read again
+(:mod:`octopush_dlt.receipts`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
@@ -26,6 +29,7 @@ from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.entry_points import write_disposition
 from octopush_dlt.instants import from_micros, table_cursor_micros
 from octopush_dlt.privacy import PrivacyPolicy
+from octopush_dlt.receipts import ReceiptFigures, ReceiptPolicy, ReceiptTracker
 from octopush_dlt.settings import (
     BATCH_ROWS,
     MESSAGES_RESOURCE_NAME,
@@ -76,6 +80,7 @@ class MessagesRead:
     messages: int = 0
     requests: int = 0
     kept_apart: int = 0
+    receipts: ReceiptFigures = field(default_factory=ReceiptFigures)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,10 +146,17 @@ class _Reader:
     """Reads the messages of the conversations of one run; retries what was kept apart before."""
 
     def __init__(
-        self, client: OctopushClient, *, reread_unchanged: bool, privacy: PrivacyPolicy
+        self,
+        client: OctopushClient,
+        *,
+        reread_unchanged: bool,
+        privacy: PrivacyPolicy,
+        receipts: ReceiptPolicy,
     ) -> None:
         self._client = client
         self._privacy = privacy
+        self._receipts = receipts
+        self._started = datetime.now(UTC)
         self._reread_unchanged = reread_unchanged
         self._figures = MessagesRead(load_id="")
         self._read: list[str] = []
@@ -157,18 +169,13 @@ class _Reader:
     def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
         if load_id != self._figures.load_id:  # a new run of the same source object
-            self._figures, self._retried = MessagesRead(load_id=load_id), False
-            self._fresh_read = self._fresh_kept = 0
-            self._retrying = set()
-            self._read = _read_ids(load_id)
-            # Extra fields keep the type they took first: in the destination, or in this run.
-            table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
-            self._extra_types = ExtraTypes(table.get("columns"))
-            # A table replaced holds only what this run reads: every conversation's messages.
-            self._replacing = write_disposition(dlt.current.resource()) == "replace"
+            self._start_run(load_id)
         state = dlt.current.resource_state()
         kept: dict[str, dict[str, Any]] = state.setdefault("kept_apart", {})
         newest = _Newest(state)
+        receipts = ReceiptTracker(
+            state, self._receipts, now=self._started, figures=self._figures.receipts
+        )
         parents = _parents(conversations)
         if self._privacy.touches(_PHONE):  # a pseudonym cannot be checked against an answer
             parents = [replace(parent, phone_number=None) for parent in parents]
@@ -184,6 +191,9 @@ class _Reader:
             ]
             self._retrying = {parent.conversation_id for parent in retried}
             parents += retried
+        last_batch = not isinstance(conversations, pa.Table)  # the empty batch ending the run
+        # Every changed conversation is read by then: now those waiting for receipts.
+        again = self._add_waiting(receipts, parents) if last_batch else set()
         rows: list[dict[str, Any]] = []
         for result in self._client.read_messages(parents):
             cid = result.parent.conversation_id
@@ -192,12 +202,15 @@ class _Reader:
             self._figures.requests += result.requests
             first_time = cid not in self._retrying
             self._fresh_read += first_time
+            if cid in again:
+                receipts.figures.requests += result.requests
             if result.error is not None:
                 self._fresh_kept += first_time
                 self._keep_apart(kept, result.parent, result.error)
                 continue
             kept.pop(cid, None)
             newest.note(result.parent)
+            receipts.observe(result.parent, result.messages)
             rows.extend({**message, PRIMARY_KEY: cid} for message in result.messages)
             if len(rows) >= BATCH_ROWS:
                 yield self._table(rows)
@@ -205,9 +218,29 @@ class _Reader:
         if rows:
             yield self._table(rows)
         self._figures.kept_apart = len(kept)
+        if last_batch:
+            receipts.finish()
         state["last_read"] = self._figures.as_dict()
-        if not isinstance(conversations, pa.Table):  # the last batch of the run
+        if last_batch:
             self._check_endpoint()
+
+    def _start_run(self, load_id: str) -> None:
+        self._figures, self._retried = MessagesRead(load_id=load_id), False
+        self._fresh_read = self._fresh_kept = 0
+        self._retrying = set()
+        self._started = datetime.now(UTC)
+        self._read = _read_ids(load_id)
+        # Extra fields keep the type they took first: in the destination, or in this run.
+        table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
+        self._extra_types = ExtraTypes(table.get("columns"))
+        # A table replaced holds only what this run reads: every conversation's messages.
+        self._replacing = write_disposition(dlt.current.resource()) == "replace"
+
+    def _add_waiting(self, receipts: ReceiptTracker, parents: list[MessageParent]) -> set[str]:
+        """Add to ``parents`` the conversations waiting for receipts not read yet; their ids."""
+        due = receipts.due(read=[*self._read, *(parent.conversation_id for parent in parents)])
+        parents += due
+        return {parent.conversation_id for parent in due}
 
     def _check_endpoint(self) -> None:
         """Fail a run in which most answers were other conversations' messages.
@@ -247,13 +280,17 @@ def messages_resource(
     *,
     lag: float,
     privacy: PrivacyPolicy | None = None,
+    receipts: ReceiptPolicy | None = None,
 ) -> DltResource:
     """The ``messages`` transformer of a ``conversations`` resource read with ``lag``.
 
-    ``privacy`` hashes and drops columns of the messages as it does those of the conversations.
+    ``privacy`` hashes and drops columns of the messages as it does those of the conversations;
+    ``receipts`` says which conversations wait for delivery receipts, to be read again.
     """
     privacy = privacy or PrivacyPolicy()
-    reader = _Reader(client, reread_unchanged=lag > 0, privacy=privacy)
+    reader = _Reader(
+        client, reread_unchanged=lag > 0, privacy=privacy, receipts=receipts or ReceiptPolicy()
+    )
 
     def read(conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         yield from reader(conversations)

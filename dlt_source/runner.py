@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dlt
@@ -28,6 +28,7 @@ from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.destinations import duckdb_held_open
 from octopush_dlt.entry_points import runner_driving
 from octopush_dlt.messages import conversations_read
+from octopush_dlt.receipts import ReceiptFigures
 from octopush_dlt.settings import (
     MAX_SLICES,
     MESSAGES_RESOURCE_NAME,
@@ -67,6 +68,7 @@ class MessagesSummary:
     requests: int
     kept_apart: int
     disagreeing: int
+    receipts: ReceiptFigures = field(default_factory=ReceiptFigures)
 
     def lines(self) -> list[str]:
         return [
@@ -76,6 +78,7 @@ class MessagesSummary:
             "retried next run)",
             f"  tables agree: {self.disagreeing} of the {self.conversations_read} conversations "
             "read have a number_of_messages that differs from their rows in messages",
+            self.receipts.line(),
         ]
 
 
@@ -343,6 +346,7 @@ def _run_held(pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool) 
             requests=figures["requests"],
             kept_apart=len(kept),
             disagreeing=agreement.disagreeing(pipeline),
+            receipts=ReceiptFigures.total(read.get("receipts", {}) for read in message_reads),
         )
     found = None
     if "deletions" in last:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import duckdb
 from dlt.extract.source import DltSource
 
 from octopush_dlt import octopush_source
+from octopush_dlt.receipts import DEFAULT_WINDOW_SECONDS
 from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
@@ -159,4 +160,25 @@ def landed(database: Path, state: dict[str, Any]) -> dict[str, Any]:
         "messages": {mid: (cid, status, at.astimezone(UTC)) for mid, cid, status, at in messages},
         "rows": (len(conversations), len(messages)),  # a row landed twice shows here
         "cursor": _utc(cursor) if isinstance(cursor, str) else cursor.astimezone(UTC),
+    }
+
+
+RECEIPTS_WINDOW = timedelta(seconds=DEFAULT_WINDOW_SECONDS)
+
+
+def waiting(
+    store: ConversationStore, *, window: timedelta = RECEIPTS_WINDOW
+) -> dict[str, datetime]:
+    """The conversations holding an outbound message still ``sent`` whose last message is within
+    ``window`` of the newest: id to last_message_at."""
+    rows = {row["conversation_id"]: to_utc(row["last_message_at"]) for row in store.snapshot()}
+    newest = max(rows.values())
+    return {
+        cid: at
+        for cid, at in rows.items()
+        if newest - at <= window
+        and any(
+            message["direction"] == "outbound" and message["delivery_status"] == "sent"
+            for message in store.messages(cid) or []
+        )
     }

@@ -70,11 +70,13 @@ def test_an_incremental_run_reads_messages_of_the_changed_conversations_only(
 ):
     sandbox = make_sandbox(conversations=1500)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    # Without waiting for receipts, which reads more (pinned in test_receipts.py).
+    options = {"lag_seconds": 0, "receipts_window_seconds": 0}
+    run_load(pipeline, sandbox_source(sandbox, **options))
     changed = sandbox.store.bump(7) + sandbox.store.add_new(3)
     sandbox.clear_requests()
 
-    summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    summary = run_load(pipeline, sandbox_source(sandbox, **options))
 
     assert sorted(requested_conversations(sandbox)) == sorted(changed)
     assert summary.messages is not None and summary.messages.messages_loaded == sum(
@@ -86,10 +88,11 @@ def test_an_incremental_run_reads_messages_of_the_changed_conversations_only(
 def test_a_run_with_nothing_new_and_no_lag_sends_no_message_request(make_sandbox, make_pipeline):
     sandbox = make_sandbox(conversations=800)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    options = {"lag_seconds": 0, "receipts_window_seconds": 0}  # nothing waits for receipts
+    run_load(pipeline, sandbox_source(sandbox, **options))
     sandbox.clear_requests()
 
-    summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    summary = run_load(pipeline, sandbox_source(sandbox, **options))
 
     assert message_requests(sandbox) == []
     assert len(list_requests(sandbox)) == 1
@@ -102,7 +105,8 @@ def test_the_consistency_check_covers_the_conversations_the_run_read(
 ):
     sandbox = make_sandbox(conversations=100)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+    options = {"lag_seconds": 0, "receipts_window_seconds": 0}  # only the victim is read again
+    run_load(pipeline, sandbox_source(sandbox, **options))
     unread, victim = (row["conversation_id"] for row in sandbox.store.snapshot()[40:42])
     with pipeline.sql_client() as client:  # broken by hand, and not read again below
         client.execute_sql("DELETE FROM messages WHERE conversation_id = %s", unread)
@@ -110,7 +114,7 @@ def test_the_consistency_check_covers_the_conversations_the_run_read(
     sandbox.unreadable_ids.add(victim)
 
     with caplog.at_level(logging.WARNING):
-        summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+        summary = run_load(pipeline, sandbox_source(sandbox, **options))
 
     assert summary.messages is not None
     assert (summary.messages.conversations_read, summary.messages.disagreeing) == (1, 1)
@@ -149,9 +153,10 @@ def test_an_unreadable_conversation_id_loads_nothing_wrong_and_is_retried(
     victim = sandbox.store.snapshot()[100]["conversation_id"]
     sandbox.unreadable_ids.add(victim)
     pipeline = make_pipeline()
+    options = {"lag_seconds": 0, "receipts_window_seconds": 0}  # only the victim is read again
 
     with caplog.at_level(logging.WARNING):
-        summary = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))
+        summary = run_load(pipeline, sandbox_source(sandbox, **options))
 
     expected = expected_messages(sandbox.store)
     assert loaded_messages(pipeline) == {
@@ -163,7 +168,7 @@ def test_an_unreadable_conversation_id_loads_nothing_wrong_and_is_retried(
 
     sandbox.unreadable_ids.clear()
     sandbox.clear_requests()
-    again = run_load(pipeline, sandbox_source(sandbox, lag_seconds=0))  # nothing new
+    again = run_load(pipeline, sandbox_source(sandbox, **options))  # nothing new
 
     assert requested_conversations(sandbox) == [victim]
 
@@ -358,11 +363,12 @@ def test_delivery_status_changes_land_when_their_conversation_is_inside_the_lag(
 ):
     sandbox = make_sandbox(conversations=150)
     pipeline = make_pipeline()
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=lag_seconds))
+    options = {"lag_seconds": lag_seconds, "receipts_window_seconds": 0}  # the lag alone
+    run_load(pipeline, sandbox_source(sandbox, **options))
     delivered = sandbox.store.deliver(4)
     assert len(delivered) == 4
 
-    run_load(pipeline, sandbox_source(sandbox, lag_seconds=lag_seconds))
+    run_load(pipeline, sandbox_source(sandbox, **options))
 
     statuses = {mid: message[1] for mid, message in loaded_messages(pipeline).items()}
     assert all((statuses[mid] == "delivered") == lands for mid in delivered)

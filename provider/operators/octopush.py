@@ -310,6 +310,17 @@ class OctopushToDestinationOperator(BaseOperator):
                 summary["messages"]["kept_apart"],
                 summary["messages"]["disagreeing"],
             )
+            receipts = summary["messages"]["receipts"]
+            self.log.info(
+                "Delivery receipts: %d statuses moved; %d messages of %d conversations still "
+                "wait; %d aged out; %d dropped over the limit; %d requests to read them again",
+                receipts["statuses_moved"],
+                receipts["waiting_messages"],
+                receipts["waiting_conversations"],
+                receipts["aged_out"],
+                receipts["over_limit"],
+                receipts["requests"],
+            )
         if summary["deletions"]:
             self.log.info("Deletion detection: %s", summary["deletions"])
         for outlet in self.outlets:
