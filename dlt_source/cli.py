@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from octopush_dlt.deletions import DEFAULT_MIN_SHARE, MODES
 from octopush_dlt.destinations import duckdb_credentials, postgres_credentials
+from octopush_dlt.receipts import DEFAULT_WINDOW_SECONDS
 from octopush_dlt.settings import (
     DEFAULT_DATASET_NAME,
     DEFAULT_DESTINATION,
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"re-read this much before the cursor (default: {DEFAULT_LAG_SECONDS:g})",
     )
     parser.add_argument(
+        "--receipts-window-seconds",
+        type=float,
+        help="read conversations again while an outbound message sent this recently waits for "
+        f"its delivery status (default: {DEFAULT_WINDOW_SECONDS:g}; 0: off)",
+    )
+    parser.add_argument(
         "--max-pages",
         type=int,
         help="safety cap on the pages one run reads; a capped run keeps the cursor (default: none)",
@@ -132,6 +139,7 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "start_date": args.start_date,
         "lag_seconds": args.lag_seconds,
+        "receipts_window_seconds": args.receipts_window_seconds,
         "resources": args.resources,
         "max_pages": args.max_pages,
         "hash_columns": args.hash_columns,

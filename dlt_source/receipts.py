@@ -16,13 +16,16 @@ none of its messages waits, a conversation leaves the set. A run with nothing tr
 nothing extra. The set is resource state, committed with the load: a run killed before its load
 leaves it as the last load did, and a full refresh, which drops the source's state, empties it.
 
-Bounds. A receipt that never comes would be waited for forever, so tracking ends with age: a
-conversation whose last message is older than ``window`` leaves the set (*aged out*). Age is
-measured on the server's clock, the newest ``last_message_at`` seen (a client's wrong clock, or a
-sandbox's frozen one, changes nothing), and is never less than the wall-clock time since the
-conversation was first tracked (on a quiet account the newest message stays, yet time passes).
-A conversation's age is its last message's: a message object has no documented timestamp. Past
-``max_conversations``, the oldest are dropped with a warning and counted.
+Bounds. A receipt that never comes would be waited for forever, so waiting ends with age: a
+message sent more than ``window`` ago no longer waits, and a conversation with no message left
+waiting leaves the set (*aged out*). Age is measured on the server's clock, the newest
+``last_message_at`` seen (a client's wrong clock, or a sandbox's frozen one, changes nothing),
+and is never less than the wall-clock time since the conversation was first tracked (on a quiet
+account the newest message stays, yet time passes). A message's sending time is its earliest
+timestamp field (the reference's example is cut off before any; the sandbox calls it
+``created_at``), else its conversation's ``last_message_at``, which is never earlier. So an old
+message that never got its receipt does not bring its conversation back when a new message
+arrives. Past ``max_conversations``, the oldest are dropped with a warning and counted.
 
 The final statuses are an assumption: the API reference shows the field but not its values; its
 delivery-receipt webhooks say ``DELIVERED``, ``NOT_DELIVERED`` and ``BLACKLISTED_NUMBER``, and the
@@ -161,7 +164,7 @@ class ReceiptFigures:
 
 @dataclass(kw_only=True)
 class _Tracked:
-    at: datetime  # the conversation's last_message_at when last read
+    at: datetime  # when its newest waiting message was sent
     since: datetime  # wall clock when first tracked
     phone_number: str | None
     number_of_messages: int | None
@@ -192,32 +195,39 @@ class ReceiptTracker:
 
     def observe(self, parent: MessageParent, messages: list[Message]) -> None:
         """A conversation read in full: track it while one of its messages waits, else drop it."""
-        at = parent.last_message_at
-        if at is not None and at <= self._now + self._policy.clock_skew:
+        last = parent.last_message_at
+        if last is not None and last <= self._now + self._policy.clock_skew:
             newest = self._state["newest"]
-            self._state["newest"] = at if newest is None else max(newest, at)
+            self._state["newest"] = last if newest is None else max(newest, last)
         cid = parent.conversation_id
         before = self._tracked.pop(cid, None)
-        waiting = self._policy.waiting(messages) if self._policy.enabled else {}
         if before is not None:
             statuses = {m["message_id"]: m.get("delivery_status") for m in messages}
             self.figures.statuses_moved += sum(
                 mid in statuses and statuses[mid] != status
                 for mid, status in before["waiting"].items()
             )
-        if not waiting or at is None:
+        waiting = self._policy.waiting(messages) if self._policy.enabled else {}
+        since = before["since"] if before is not None else self._now
+        sent = {
+            message["message_id"]: moment
+            for message in messages
+            if message["message_id"] in waiting
+            and (moment := _sent_at(message, last)) is not None
+            and self._age(moment, since) <= self._policy.window
+        }
+        if not sent:
+            if before is not None and before["waiting"].keys() & waiting.keys():
+                self.figures.aged_out += 1  # what it waited for still waits, but too long
             return
         entry = _Tracked(
-            at=at,
-            since=before["since"] if before is not None else self._now,
+            at=max(sent.values()),
+            since=since,
             phone_number=parent.phone_number,
             number_of_messages=parent.number_of_messages,
-            waiting=waiting,
+            waiting={mid: waiting[mid] for mid in sent},
         )
-        if self._age(entry) <= self._policy.window:
-            self._tracked[cid] = asdict(entry)
-        elif before is not None:
-            self.figures.aged_out += 1
+        self._tracked[cid] = asdict(entry)
 
     def due(self, *, read: Iterable[str]) -> list[MessageParent]:
         """The tracked conversations to read again, but those in ``read``; drops the aged and,
@@ -226,7 +236,7 @@ class ReceiptTracker:
             self._tracked.clear()
             return []
         for cid, entry in list(self._tracked.items()):
-            if self._age(_Tracked(**entry)) > self._policy.window:
+            if self._age(entry["at"], entry["since"]) > self._policy.window:
                 del self._tracked[cid]
                 self.figures.aged_out += 1
         excess = len(self._tracked) - self._policy.max_conversations
@@ -271,10 +281,21 @@ class ReceiptTracker:
             )
         return figures
 
-    def _age(self, entry: _Tracked) -> timedelta:
+    def _age(self, sent_at: datetime, since: datetime) -> timedelta:
+        """On the server's clock, never less than the wall-clock time it has been tracked."""
         newest: datetime | None = self._state["newest"]
-        on_server = newest - entry.at if newest is not None else timedelta(0)
-        return max(on_server, self._now - _aware(entry.since))
+        on_server = newest - sent_at if newest is not None else timedelta(0)
+        return max(on_server, self._now - _aware(since))
+
+
+def _sent_at(message: Message, last_message_at: datetime | None) -> datetime | None:
+    """When a message was sent: its earliest timestamp, else its conversation's last message.
+
+    The API's message timestamp has no documented name; :func:`~octopush_provider.messages.
+    parse_message` turns every field holding an ISO 8601 instant into a datetime.
+    """
+    moments = [value for value in message.values() if isinstance(value, datetime)]
+    return min(moments) if moments else last_message_at
 
 
 def _aware(moment: datetime) -> datetime:

@@ -169,16 +169,17 @@ RECEIPTS_WINDOW = timedelta(seconds=DEFAULT_WINDOW_SECONDS)
 def waiting(
     store: ConversationStore, *, window: timedelta = RECEIPTS_WINDOW
 ) -> dict[str, datetime]:
-    """The conversations holding an outbound message still ``sent`` whose last message is within
-    ``window`` of the newest: id to last_message_at."""
-    rows = {row["conversation_id"]: to_utc(row["last_message_at"]) for row in store.snapshot()}
-    newest = max(rows.values())
-    return {
-        cid: at
-        for cid, at in rows.items()
-        if newest - at <= window
-        and any(
-            message["direction"] == "outbound" and message["delivery_status"] == "sent"
-            for message in store.messages(cid) or []
-        )
-    }
+    """The conversations holding an outbound message still ``sent``, sent within ``window`` of
+    the newest last message: id to when the newest of those was sent."""
+    newest = max(to_utc(row["last_message_at"]) for row in store.snapshot())
+    found: dict[str, datetime] = {}
+    for row in store.snapshot():
+        sent = [
+            to_utc(message["created_at"])
+            for message in store.messages(row["conversation_id"]) or []
+            if message["direction"] == "outbound" and message["delivery_status"] == "sent"
+        ]
+        recent = [moment for moment in sent if newest - moment <= window]
+        if recent:
+            found[row["conversation_id"]] = max(recent)
+    return found

@@ -20,6 +20,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from octopush_dlt import octopush_source
+from octopush_dlt.cli import _parser, _source_options
 from octopush_dlt.receipts import ReceiptPolicy, ReceiptTracker
 from octopush_dlt.runner import run_load
 from octopush_dlt.settings import DEFAULT_LAG_SECONDS
@@ -93,7 +94,9 @@ def test_receipts_outside_the_lag_land_with_one_request_per_waiting_conversation
     load(pipeline, sandbox_source(sandbox))
 
     lag = timedelta(seconds=DEFAULT_LAG_SECONDS)
-    outside = [cid for cid, at in waits.items() if at < cursor - lag]
+    rows = sandbox.store.snapshot()
+    last = {row["conversation_id"]: to_utc(row["last_message_at"]) for row in rows}
+    outside = [cid for cid in waits if last[cid] < cursor - lag]
     assert len(outside) == len(waits) - 1  # all but the last conversation
     after = statuses(sandbox.store)
     moved = sum(before[mid] != after[mid] for mid in before)
@@ -356,3 +359,23 @@ def test_the_command_line_lands_receipts_and_prints_them(tmp_path, make_sandbox)
     assert landed == statuses(store)
     assert Counter(requested_conversations(sandbox)) == Counter([*waits, *changed])
     assert re.search(r"receipts: [1-9]\d* statuses moved", printed), printed
+
+
+def test_an_old_message_without_its_receipt_does_not_bring_its_conversation_back():
+    state: dict[str, Any] = {}
+    tracker = ReceiptTracker(state, ReceiptPolicy(window=timedelta(days=3)), now=_NOW)
+    never = {**_message("m1", "sent"), "created_at": _NOW - timedelta(days=30)}
+    answered = {**_message("m2", "delivered"), "created_at": _NOW}
+    fresh = {**_message("m3", "sent"), "created_at": _NOW}
+
+    tracker.observe(_parent("c1", _NOW), [never, answered])
+    tracker.observe(_parent("c2", _NOW), [never | {"message_id": "m0"}, fresh])
+
+    assert [parent.conversation_id for parent in tracker.due(read=[])] == ["c2"]
+    assert state["receipts"]["tracked"]["c2"]["waiting"] == {"m3": "sent"}
+
+
+def test_the_command_line_passes_the_receipts_window_on():
+    args = _parser().parse_args(["--receipts-window-seconds", "0"])
+
+    assert _source_options(args)["receipts_window_seconds"] == 0

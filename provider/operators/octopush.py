@@ -139,6 +139,9 @@ class OctopushToDestinationOperator(BaseOperator):
         (it is the source's ``start_date``, renamed so as not to clash with the operator's).
     :param lag_seconds: how far behind the cursor every run re-reads (the source's default when
         ``None``).
+    :param receipts_window_seconds: how long after sending an outbound message whose delivery
+        status is not final has its conversation read again on every run (the source's
+        default, three days, when ``None``; 0 turns it off).
     :param hash_columns: columns replaced by their HMAC-SHA256, keyed by the Octopush connection's
         ``hash_secret`` extra, before they leave the worker.
     :param drop_columns: columns left out of the warehouse.
@@ -180,6 +183,7 @@ class OctopushToDestinationOperator(BaseOperator):
         full_refresh: bool | str = False,
         since: str | None = None,
         lag_seconds: float | None = None,
+        receipts_window_seconds: float | None = None,
         hash_columns: Sequence[str] | None = None,
         drop_columns: Sequence[str] | None = None,
         detect_deletes: bool | str = False,
@@ -206,6 +210,7 @@ class OctopushToDestinationOperator(BaseOperator):
         self.full_refresh = full_refresh
         self.since = since
         self.lag_seconds = lag_seconds
+        self.receipts_window_seconds = receipts_window_seconds
         self._client: OctopushClient | None = None
         self._lineage: LoadLineage | None = None
         self.hash_columns = list(hash_columns or [])
@@ -253,6 +258,8 @@ class OctopushToDestinationOperator(BaseOperator):
         }
         if self.lag_seconds is not None:
             source_options["lag_seconds"] = self.lag_seconds
+        if self.receipts_window_seconds is not None:
+            source_options["receipts_window_seconds"] = self.receipts_window_seconds
         if self.deletes_min_share is not None:
             source_options["deletes_min_share"] = self.deletes_min_share
         self.log.info(

@@ -7,7 +7,9 @@ Starts the sandbox in its own process (so that serving does not share our interp
   request per conversation), over 8 connections, bodies read and dropped;
 - ours: ``octopush_source`` (both tables) through ``run_load``, with its request count;
 - ours, incremental: after new messages in ``--changed`` conversations, the requests per changed
-  conversation (on an in-process sandbox: only the counts matter there).
+  conversation (on an in-process sandbox: only the counts matter there);
+- receipts: requests per run to land delivery statuses, tracked against a blanket day-long lag
+  (``receipts_cost.py``, on the same number of conversations).
 
 Prints figures; asserts nothing. ``python tests/benchmarks/messages_speed.py --help``.
 """
@@ -41,6 +43,7 @@ from octopush_provider.sandbox import (
     SandboxServer,
 )
 from tests.benchmarks.load_speed import sandbox_process
+from tests.benchmarks.receipts_cost import compare as receipts_cost
 
 HEADERS = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 PER_PAGE = 100
@@ -149,6 +152,8 @@ def main() -> None:
         f"{message_requests / args.changed:.2f}",
         f"messages requests per changed conversation (+{lists} list requests)",
     )
+    with tempfile.TemporaryDirectory() as workdir:
+        receipts_cost(args.conversations, hours=96, traffic=20, workdir=Path(workdir))
 
 
 if __name__ == "__main__":
