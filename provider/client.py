@@ -44,7 +44,7 @@ from octopush_provider.messages import (
     parse_messages,
     read_conversation,
 )
-from octopush_provider.page import Tabulate
+from octopush_provider.page import Tabulate, says_nothing_found
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
 from octopush_provider.redaction import excerpt, mask, redact
 from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
@@ -455,9 +455,18 @@ class OctopushClient:
     ) -> tuple[list[Conversation], Any, StopReason | None]:
         status = response.status_code
         if status == 404:
-            # Past the end; on page 1 it means the account has no conversations yet.
-            end = StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.NOT_FOUND
-            return [], None, end
+            # Past the end; on page 1 it means the account has no conversations yet, when the
+            # API says so: a wrong base URL or path answers 404 too.
+            if number != FIRST_PAGE:
+                return [], None, StopReason.NOT_FOUND
+            if says_nothing_found(body):
+                return [], None, StopReason.NO_CONVERSATIONS
+            raise OctopushRequestError(
+                f"Octopush answered 404 for page 1 of {endpoint.url} with an answer that is not "
+                f"its 'no conversation found': check the base URL and path{self._of_where()}. "
+                f"Response: {self._excerpt(body)}",
+                status_code=status,
+            )
         if status == 401:
             raise OctopushAuthError(
                 f"Octopush rejected the credentials (401) of api-login "

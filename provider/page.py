@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from octopush_provider.conversations import Conversation
 
@@ -22,6 +25,23 @@ class StopReason(StrEnum):
     NOT_FOUND = "not_found"  # a page past the end answered 404
     CAUGHT_UP = "caught_up"  # the caller's stop condition held (e.g. past the cursor)
     MAX_PAGES = "max_pages"  # the caller's page limit was reached
+
+
+# The API's own "nothing here" (`{"code": 1004, "message": "No conversation found"}`), as opposed
+# to the 404 of a wrong path (`"Unknown endpoint ..."`, also code 1004 behind some gateways).
+_NOTHING_FOUND = re.compile(
+    r"\bno conversations? (?:was |were )?found\b|\bconversations? not found\b"
+)
+
+
+def says_nothing_found(body: bytes) -> bool:
+    """Whether a 404's body is the API's answer that there is no conversation to list."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    message = answer.get("message") if isinstance(answer, dict) else None
+    return isinstance(message, str) and _NOTHING_FOUND.search(message.lower()) is not None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -151,6 +151,22 @@ def test_an_account_without_conversations_is_empty_not_an_error(
     assert len(sandbox.requests) == 1
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_404_on_page_1_from_a_wrong_path_is_an_error_naming_the_url(
+    sandbox, make_client, concurrency
+):
+    client = make_client(sandbox, path="v2/conversations/list", concurrency=concurrency)
+
+    with pytest.raises(OctopushRequestError) as raised:
+        list(client.iter_pages())
+
+    message = str(raised.value)
+    assert f"404 for page 1 of {sandbox.base_url}/v2/conversations/list" in message
+    assert "Unknown endpoint" in message and "check the base URL and path" in message
+    assert DEFAULT_API_KEY not in message
+    assert len(sandbox.requests) == 1
+
+
 def test_concurrent_reads_return_everything_once_in_order(make_sandbox, make_client):
     sandbox = make_sandbox(conversations=1234)
     client = make_client(sandbox, concurrency=8, per_page=50)
