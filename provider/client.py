@@ -54,6 +54,7 @@ from octopush_provider.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PAGE_DEADLINE,
     DEFAULT_PER_PAGE,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUEST_DEADLINE,
@@ -68,7 +69,13 @@ from octopush_provider.settings import (
     RETRYABLE_STATUS_CODES,
     USER_AGENT,
 )
-from octopush_provider.transport import BodyTooLarge, WatchedAdapter, deadline, read_body
+from octopush_provider.transport import (
+    BodyCutShort,
+    BodyTooLarge,
+    WatchedAdapter,
+    deadline,
+    read_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +145,7 @@ class OctopushClient:
     conversations' messages) are fetched at once; ``where`` names the place the credentials
     come from (e.g. an Airflow connection) so that errors can point at it.
     ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
+    ``page_deadline`` each page, its retries and their waits included,
     ``max_response_bytes`` the decoded size of an answer, and ``max_pages``, when set, the pages
     a read may take.
     """
@@ -157,6 +165,7 @@ class OctopushClient:
         allow_insecure_http: bool = False,
         where: str | None = None,
         request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        page_deadline: float = DEFAULT_PAGE_DEADLINE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_pages: int | None = None,
     ) -> None:
@@ -173,6 +182,7 @@ class OctopushClient:
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise OctopushConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
         _check_positive("request_deadline", request_deadline)
+        _check_positive("page_deadline", page_deadline)
         _check_positive("max_response_bytes", max_response_bytes, whole=True)
         if max_pages is not None:
             _check_positive("max_pages", max_pages, whole=True)
@@ -186,6 +196,7 @@ class OctopushClient:
         self.retry = retry or RetryPolicy()
         self.where = where
         self.request_deadline = float(request_deadline)
+        self.page_deadline = float(page_deadline)
         self.max_response_bytes = max_response_bytes
         self.max_pages = max_pages
         self._auth = OctopushAuth(api_login, api_key)
@@ -237,6 +248,11 @@ class OctopushClient:
         request.url = f"{template.url}{joint}{urlencode(params)}"
         return request
 
+    @property
+    def _page_wait(self) -> float:
+        """The longest a page can take: its deadline, plus one wait at the shared throttle."""
+        return self.page_deadline + self.retry.budget + 1.0
+
     def close(self) -> None:
         """Close the session's connections, if any were opened."""
         if "session" in self.__dict__:
@@ -283,7 +299,7 @@ class OctopushClient:
             concurrency=concurrency or self.concurrency,
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
-            page_wait=self.retry.longest(self.request_deadline),
+            page_wait=self._page_wait,
             cancelled=self._cancelled.is_set,
         )
 
@@ -316,7 +332,7 @@ class OctopushClient:
             fetch,
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
-            page_wait=self.retry.longest(self.request_deadline),
+            page_wait=self._page_wait,
             id_field=MESSAGE_ID_FIELD,
             log_level=logging.DEBUG,
             cancelled=self._cancelled.is_set,
@@ -360,11 +376,14 @@ class OctopushClient:
     def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy, endpoint: Endpoint) -> Page:
         slept = 0.0
         started = time.monotonic()
+        ends_at = started + self.page_deadline
         for attempt in range(1, retry.max_attempts + 1):
             self._throttle.wait(self._cancelled)
             self._raise_if_cancelled(number)
             try:
-                conversations, table, end = self._attempt(number, per_page, endpoint)
+                conversations, table, end = self._attempt(
+                    number, per_page, endpoint, seconds=ends_at - time.monotonic()
+                )
                 self._raise_if_cancelled(number)
                 return Page(
                     number=number,
@@ -379,12 +398,15 @@ class OctopushClient:
                 attempts = min(retry.max_attempts, failure.attempts or retry.max_attempts)
                 if attempt >= attempts or slept + delay > retry.budget:
                     break
+                if time.monotonic() + delay >= ends_at:
+                    error.args = (f"{error} (page_deadline={self.page_deadline:g}s reached)",)
+                    break
                 logger.warning(
                     "Octopush page %d: %s; retry %d of %d in %.1fs",
                     number,
                     error,
                     attempt,
-                    retry.max_attempts - 1,
+                    attempts - 1,
                     delay,
                 )
                 if failure.retry_after is not None or getattr(error, "status_code", 0) == 429:
@@ -392,17 +414,24 @@ class OctopushClient:
                 else:
                     self._cancelled.wait(delay)
                 slept += delay
+            except OctopushError as final:
+                final.attempts = attempt
+                raise
         error.args = (
             f"{error} (gave up on page {number} after {attempt} attempt(s) "
             f"in {time.monotonic() - started:.1f}s)",
         )
+        error.attempts = attempt
         raise error
 
     def _attempt(
-        self, number: int, per_page: int, endpoint: Endpoint
+        self, number: int, per_page: int, endpoint: Endpoint, *, seconds: float
     ) -> tuple[list[Conversation], Any, StopReason | None]:
         params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
-        with deadline(self.request_deadline) as watch:
+        limit = f"request_deadline={self.request_deadline:g}s"
+        if seconds < self.request_deadline:
+            limit = f"the {max(0.0, seconds):.1f}s left of page_deadline={self.page_deadline:g}s"
+        with deadline(max(0.0, min(self.request_deadline, seconds))) as watch:
             try:
                 request = self._request(endpoint.url, params)
                 session = self.session
@@ -416,9 +445,14 @@ class OctopushClient:
                 with response:
                     body = self._read(response, number)
             except requests.RequestException as error:
-                raise self._failed(error, cut_off=watch.expired) from None
+                raise self._failed(error, cut_off=watch.expired, limit=limit) from None
+            except BodyCutShort as error:
+                if watch.expired:
+                    raise self._failed(None, cut_off=True, limit=limit) from None
+                message = f"Octopush's answer for page {number} at {self.url}: {error}"
+                raise _Transient(OctopushConnectionError(message)) from None
         if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
-            raise self._failed(None, cut_off=True)
+            raise self._failed(None, cut_off=True, limit=limit)
         return self._interpret(response, body, number, endpoint)
 
     def _read(self, response: requests.Response, number: int) -> bytes:
@@ -434,13 +468,12 @@ class OctopushClient:
                 "per_page"
             ) from None
 
-    def _failed(self, error: requests.RequestException | None, *, cut_off: bool) -> _Transient:
-        """The retryable error for a request that failed on the way or was cut off."""
+    def _failed(
+        self, error: requests.RequestException | None, *, cut_off: bool, limit: str
+    ) -> _Transient:
+        """The retryable error for a request that failed on the way or was cut off at ``limit``."""
         if cut_off:
-            message = (
-                f"Octopush did not finish answering within request_deadline="
-                f"{self.request_deadline:g}s at {self.url}"
-            )
+            message = f"Octopush did not finish answering within {limit} at {self.url}"
         elif isinstance(error, requests.Timeout):
             message = f"Octopush did not answer in time at {self.url}: {error}"
         else:

@@ -25,7 +25,13 @@ from __future__ import annotations
 
 
 class OctopushError(Exception):
-    """Root of every error this package raises."""
+    """Root of every error this package raises.
+
+    ``attempts`` is the number of requests sent for the page that failed (0 when none was), so
+    that the figures of a failed read count them.
+    """
+
+    attempts: int = 0
 
 
 class OctopushConfigError(OctopushError, ValueError):

@@ -34,7 +34,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
-from octopush_provider.exceptions import OctopushCancelledError, OctopushResponseError
+from octopush_provider.exceptions import (
+    OctopushCancelledError,
+    OctopushError,
+    OctopushResponseError,
+)
 from octopush_provider.page import Page, StopReason
 from octopush_provider.prefetch import Prefetcher
 from octopush_provider.served import ServedIds
@@ -63,9 +67,10 @@ class PagingReport:
     started_at: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
-    def count(self, page: Page) -> None:
-        self.requests += page.attempts
-        self.retries += page.attempts - 1
+    def count(self, attempts: int) -> None:
+        """Count the requests sent for one page (``attempts`` of them, all but one retries)."""
+        self.requests += attempts
+        self.retries += max(0, attempts - 1)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -114,6 +119,7 @@ class PageStream:
         self._id_field = id_field
         self._log_level = log_level
         self._count_lock = threading.Lock()
+        self._ended = False
         self._concurrency = concurrency
         self._stop_when = stop_when
         self._max_pages = max_pages
@@ -136,12 +142,14 @@ class PageStream:
             if self._cancelled():
                 raise OctopushCancelledError("the read was cancelled before it ended")
         finally:
+            with self._count_lock:
+                self._ended = True
             self.report.elapsed = time.monotonic() - self.report.started_at
             logger.log(
                 self._log_level,
                 "Octopush read ended (%s): %d pages, %d conversations, %d requests, "
                 "%d retries in %.1fs",
-                self.report.stop_reason,
+                self.report.stop_reason or "failed",
                 self.report.pages,
                 self.report.conversations,
                 self.report.requests,
@@ -227,11 +235,23 @@ class PageStream:
             prefetcher.close()
 
     def _fetch(self, number: int) -> Page:
-        """Fetch a page and count its requests, from whichever thread fetched it."""
-        page = self._fetch_page(number)
-        with self._count_lock:
-            self.report.count(page)
+        """Fetch a page and count its requests, failed ones too, from whichever thread fetched it.
+
+        Requests answered after the read ended (pages fetched ahead, then dropped) are not
+        counted: the figures stay those of the line logged at the end.
+        """
+        try:
+            page = self._fetch_page(number)
+        except OctopushError as error:
+            self._count(error.attempts)
+            raise
+        self._count(page.attempts)
         return page
+
+    def _count(self, attempts: int) -> None:
+        with self._count_lock:
+            if not self._ended:
+                self.report.count(attempts)
 
     def _take(self, page: Page) -> Page:
         """Check the page's progress, then count it as read."""

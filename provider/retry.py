@@ -41,17 +41,12 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """The server's ``Retry-After`` when it gave one, else our own backoff."""
-        if retry_after is not None:
-            return retry_after
-        return self.backoff(attempt)
+        """The server's ``Retry-After`` when it gave one, never less than our own backoff.
 
-    def longest(self, attempt_seconds: float) -> float:
-        """The longest one request can take when each attempt lasts ``attempt_seconds`` at most.
-
-        Every attempt may also wait at the shared throttle, for at most the budget.
+        A ``Retry-After`` of 0 (or a date already past) would have a failing server hammered
+        with every attempt at once: our backoff is the floor.
         """
-        return self.max_attempts * (attempt_seconds + self.budget) + self.budget
+        return max(retry_after or 0.0, self.backoff(attempt))
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)

@@ -19,6 +19,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 # requests' read timeout bounds each socket read; this bounds the whole request (seconds).
 DEFAULT_REQUEST_DEADLINE = 120.0
+# And this bounds one page, its retries and their waits included: a server that drips every
+# answer would otherwise hold a page for max_attempts x request_deadline (12 minutes).
+DEFAULT_PAGE_DEADLINE = 300.0
 # The decoded size past which an answer is refused: far above any real page (about 400 bytes a
 # conversation, 10,000 at most a page), far below what would strain a worker's memory.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024

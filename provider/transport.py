@@ -31,7 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 from urllib3.poolmanager import pool_classes_by_scheme as _PLAIN_POOLS
 
-__all__ = ["BodyTooLarge", "Watch", "WatchedAdapter", "deadline", "read_body"]
+__all__ = ["BodyCutShort", "BodyTooLarge", "Watch", "WatchedAdapter", "deadline", "read_body"]
 
 CHUNK_BYTES = 64 * 1024
 
@@ -175,6 +175,22 @@ class WatchedAdapter(HTTPAdapter):
         return _watched(super().proxy_manager_for(proxy, **proxy_kwargs))
 
 
+class BodyCutShort(Exception):
+    """The body stopped before its end: the connection closed, or went quiet past the timeout."""
+
+    def __init__(self, *, received: int, announced: int | None, quiet: bool) -> None:
+        # Bytes still in the HTTP library's buffer when the read failed are not counted.
+        if announced:
+            got = f"{received} of" if received else "fewer than"
+            got += f" the {announced} bytes announced by Content-Length"
+        else:
+            got = f"{received} bytes" if received else "part of it"
+        how = "then nothing more came within the read timeout" if quiet else "then it was closed"
+        super().__init__(f"the answer was cut short: {got} arrived, {how}")
+        self.received = received
+        self.announced = announced
+
+
 class BodyTooLarge(Exception):
     """The decoded body grew past the limit it was read with."""
 
@@ -195,12 +211,18 @@ def read_body(response: requests.Response, *, limit: int, truncate: bool = False
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(CHUNK_BYTES):
-        size += len(chunk)
-        if size > limit:
-            if not truncate:
-                raise BodyTooLarge(limit)
-            chunks.append(chunk[: limit - size + len(chunk)])
-            break
-        chunks.append(chunk)
+    try:
+        for chunk in response.iter_content(CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                if not truncate:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk[: limit - size + len(chunk)])
+                break
+            chunks.append(chunk)
+    except requests.RequestException as error:
+        raw = getattr(response.raw, "tell", lambda: size)()  # bytes as sent, before inflating
+        announced = int(length) if encoded == "identity" and length.isdigit() else None
+        quiet = isinstance(error, requests.Timeout) or "timed out" in str(error)
+        raise BodyCutShort(received=raw, announced=announced, quiet=quiet) from error
     return b"".join(chunks)

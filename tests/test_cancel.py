@@ -70,7 +70,9 @@ def _read_slowly_and_cancel_at_page_3(client, taken: list[int] | None = None) ->
 def test_a_cancel_ends_a_wait_for_a_retry(make_sandbox, make_client):
     sandbox = make_sandbox(conversations=50)
     sandbox.add_fault("503", page=1, retry_after="1000")
-    client = make_client(sandbox, retry=RetryPolicy(max_attempts=3, budget=5000.0))
+    client = make_client(
+        sandbox, retry=RetryPolicy(max_attempts=3, budget=5000.0), page_deadline=5000.0
+    )
     sandbox.before_request(1, lambda _store: client.cancel())
 
     with pytest.raises(OctopushCancelledError):
@@ -85,6 +87,7 @@ def test_a_cancel_ends_a_backoff_between_attempts(make_sandbox, make_client):
     client = make_client(
         sandbox,
         retry=RetryPolicy(max_attempts=3, backoff_base=1000.0, backoff_max=1000.0, budget=5000.0),
+        page_deadline=5000.0,
     )
     sandbox.before_request(1, lambda _store: client.cancel())
 

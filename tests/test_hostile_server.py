@@ -6,6 +6,8 @@ clearly, with bounded memory, and retry only what another attempt may cure.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
 import tracemalloc
@@ -17,7 +19,11 @@ from typing import Any
 import pytest
 
 from octopush_provider.client import OctopushClient
-from octopush_provider.exceptions import OctopushConnectionError, OctopushResponseError
+from octopush_provider.exceptions import (
+    OctopushConnectionError,
+    OctopushResponseError,
+    OctopushServerError,
+)
 from octopush_provider.retry import RetryPolicy
 
 MiB = 1024 * 1024
@@ -48,6 +54,7 @@ class _HostileServer(ThreadingHTTPServer):
         self.behaviour = behaviour
         self.requests = 0
         self.dripped: list[int] = []  # bytes each drip sent before the client hung up
+        self.times: list[float] = []  # when requests came, for behaviours that note it
 
     @property
     def base_url(self) -> str:
@@ -245,3 +252,89 @@ def test_a_body_that_is_not_utf_8_is_retried_once_and_named(hostile):
     assert f"application/json, {len(body)} bytes" in message
     assert "after 2 attempt(s)" in message
     assert server.requests == 2
+
+
+def test_a_retry_after_date_in_the_past_falls_back_to_the_usual_backoff(hostile):
+    def busy(handler: _Handler) -> None:
+        handler.server.times.append(time.monotonic())
+        body = b'{"code": 1503, "message": "busy"}'
+        handler.send_response(503)
+        handler.send_header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    server = hostile(busy)
+    client = _client(server, retry=RetryPolicy(max_attempts=3, backoff_base=0.4, backoff_max=0.4))
+
+    with pytest.raises(OctopushServerError, match="after 3 attempt"):
+        client.fetch_page(1)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(server.times)]
+    assert len(gaps) == 2 and min(gaps) >= 0.2, gaps
+
+
+def _short_body(*, hold: bool) -> Callable[[_Handler], None]:
+    """Announce 1000 bytes, send 10, then hold the connection open or close it."""
+
+    def answer(handler: _Handler) -> None:
+        _headers(handler, Content_Length="1000")
+        handler.wfile.write(b"[         ")
+        handler.wfile.flush()
+        if hold:
+            time.sleep(3)
+        handler.close_connection = True
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("hold", "then"),
+    [(True, "nothing more came within the read timeout"), (False, "then it was closed")],
+)
+def test_a_body_shorter_than_its_content_length_says_so(hostile, hold, then):
+    server = hostile(_short_body(hold=hold))
+    client = _client(server, timeout=(1.0, 0.5), retry=RetryPolicy(max_attempts=2, backoff_base=0))
+
+    with pytest.raises(OctopushConnectionError) as raised:
+        client.fetch_page(1)
+
+    message = str(raised.value)
+    assert "page 1" in message and "cut short" in message, message
+    assert " the 1000 bytes announced by Content-Length arrived" in message, message
+    assert then in message and "check the base URL" not in message
+    assert server.requests == 2
+
+
+@pytest.mark.timeout(30)
+def test_a_page_has_a_time_budget_that_its_retries_share(hostile):
+    server = hostile(_drip_body)
+    client = _client(
+        server,
+        timeout=(2.0, 2.0),
+        request_deadline=0.5,
+        page_deadline=1.2,
+        retry=RetryPolicy(max_attempts=6, backoff_base=0.01, backoff_max=0.02),
+    )
+    started = time.monotonic()
+
+    with pytest.raises(OctopushConnectionError) as raised:
+        client.fetch_page(1)
+
+    assert time.monotonic() - started < 2.0
+    assert "page_deadline=1.2s" in str(raised.value)
+    assert server.requests == 3  # 0.5 s, 0.5 s, then what is left of the 1.2 s
+
+
+def test_the_figures_of_a_failed_read_count_every_request_sent(hostile, caplog):
+    body = b"not json"
+    server = hostile(lambda h: (_headers(h, Content_Length=str(len(body))), h.wfile.write(body)))
+    stream = _client(server, retry=RetryPolicy(max_attempts=6, backoff_base=0.01)).iter_pages()
+
+    with caplog.at_level(logging.INFO), pytest.raises(OctopushResponseError) as raised:
+        list(stream)
+
+    assert "after 2 attempt(s)" in str(raised.value)
+    assert (stream.report.requests, stream.report.retries) == (2, 1)
+    assert "retry 1 of 1 in" in caplog.text  # a body that is not JSON gets one retry, not five
+    assert "read ended (failed): 0 pages, 0 conversations, 2 requests, 1 retries" in caplog.text
