@@ -46,7 +46,7 @@ from octopush_provider.messages import (
 )
 from octopush_provider.page import Tabulate, says_nothing_found
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
-from octopush_provider.redaction import excerpt, mask, redact
+from octopush_provider.redaction import excerpt, mask, redact, scrub
 from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
@@ -416,12 +416,14 @@ class OctopushClient:
                 slept += delay
             except OctopushError as final:
                 final.attempts = attempt
+                scrub(final, secrets=(self._auth.api_key,))
                 raise
         error.args = (
             f"{error} (gave up on page {number} after {attempt} attempt(s) "
             f"in {time.monotonic() - started:.1f}s)",
         )
         error.attempts = attempt
+        scrub(error, secrets=(self._auth.api_key,))
         raise error
 
     def _attempt(

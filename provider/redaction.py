@@ -1,12 +1,15 @@
 """Keeps secrets and oversized bodies out of log lines and error messages.
 
 A key can come back written differently from how it was sent: percent-encoded in a URL (a
-redirect's ``Location``, a proxy's error page), with ``+`` for spaces, or with lower-case hex.
-Every such spelling is masked, not only the key as it is.
+redirect's ``Location``, a proxy's error page), with ``+`` for spaces, or with lower-case hex;
+escaped in a JSON body that echoes the request (``\\/`` for ``/``, ``\\u00e9`` for ``é``).
+Every such spelling is masked, not only the key as it is, and :func:`scrub` masks an error and
+every error chained to it, which is what dlt writes to its trace on disk.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote, quote_plus
 
@@ -14,6 +17,7 @@ MASK = "***"
 EXCERPT_LENGTH = 300
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
 
 def mask(secret: str) -> str:
@@ -21,11 +25,20 @@ def mask(secret: str) -> str:
     return MASK if secret else "<empty>"
 
 
+def _json_spellings(secret: str) -> set[str]:
+    """The secret inside a JSON string: escaped as JSON encoders do, with or without ``\\/``
+    (PHP's way), non-ASCII kept or as ``\\uXXXX`` in either case of hex."""
+    forms = {json.dumps(secret, ensure_ascii=ascii)[1:-1] for ascii in (True, False)}
+    forms |= {form.replace("/", "\\/") for form in forms}
+    upper = {_UNICODE_ESCAPE.sub(lambda escape: "\\u" + escape[0][2:].upper(), f) for f in forms}
+    return forms | upper
+
+
 def spellings(secret: str) -> list[str]:
-    """The secret as it is and in the forms URL encoding gives it, longest first."""
+    """The secret as it is and in the forms URL or JSON encoding gives it, longest first."""
     encoded = {quote(secret, safe=""), quote(secret), quote_plus(secret), quote_plus(secret, "/")}
     lowered = {_PERCENT_ESCAPE.sub(lambda escape: escape[0].lower(), form) for form in encoded}
-    return sorted({secret} | encoded | lowered, key=len, reverse=True)
+    return sorted({secret} | encoded | lowered | _json_spellings(secret), key=len, reverse=True)
 
 
 def redact(text: str, *, secrets: tuple[str, ...]) -> str:
@@ -57,3 +70,22 @@ def excerpt(
         unit = "bytes" if isinstance(body, bytes) else "characters"
         text = text[:limit] + f"... (of {len(body)} {unit})"
     return text or "<empty body>"
+
+
+def scrub(error: BaseException, *, secrets: tuple[str, ...]) -> None:
+    """Mask every spelling of the secrets in ``error`` and in every error chained to it.
+
+    dlt keeps the message of each error of a chain (``__cause__`` and ``__context__``) in the
+    trace it writes next to the pipeline, so masking only the error we raise is not enough.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.args = tuple(
+            redact(arg, secrets=secrets) if isinstance(arg, str) else arg for arg in current.args
+        )
+        pending += [current.__cause__, current.__context__]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from octopush_provider.sandbox import (
     SandboxServer,
 )
 from tests.helpers import POSTGRES_URL
+from tests.hostile import Handler, HostileServer
 
 # Outside an Airflow task dlt need not probe Airflow for secrets; it is slow and writes files.
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
@@ -97,3 +99,20 @@ def postgres_dataset() -> Iterator[str]:
     with psycopg2.connect(POSTGRES_URL) as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         cursor.execute(f"DROP SCHEMA IF EXISTS {name}_staging CASCADE")
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[Callable[[Handler], None]], HostileServer]]:
+    """Factory: ``hostile(behaviour)`` starts a :class:`HostileServer`, stopped at teardown."""
+    servers: list[HostileServer] = []
+
+    def start(behaviour: Callable[[Handler], None]) -> HostileServer:
+        server = HostileServer(behaviour)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,59 +23,14 @@ from octopush_provider.exceptions import (
     OctopushServerError,
 )
 from octopush_provider.retry import RetryPolicy
+from tests.hostile import Handler, HostileServer
 
 MiB = 1024 * 1024
 DRIP_INTERVAL = 0.1
 DRIP_BYTES = 100  # a drip lasts 10 s at most, so a broken deadline fails rather than hangs
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HostileServer
-
-    def do_GET(self) -> None:
-        self.server.requests += 1
-        try:
-            self.server.behaviour(self)
-        except OSError:  # the client hung up: that is what it should do
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-class _HostileServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, behaviour: Callable[[_Handler], None]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.behaviour = behaviour
-        self.requests = 0
-        self.dripped: list[int] = []  # bytes each drip sent before the client hung up
-        self.times: list[float] = []  # when requests came, for behaviours that note it
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1/public"
-
-
-@pytest.fixture
-def hostile() -> Iterator[Callable[[Callable[[_Handler], None]], _HostileServer]]:
-    servers: list[_HostileServer] = []
-
-    def start(behaviour: Callable[[_Handler], None]) -> _HostileServer:
-        server = _HostileServer(behaviour)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def _client(server: _HostileServer, **options: Any) -> OctopushClient:
+def _client(server: HostileServer, **options: Any) -> OctopushClient:
     settings: dict[str, Any] = {
         "api_login": "login@example.com",
         "api_key": "hostile-test-key",
@@ -87,7 +40,7 @@ def _client(server: _HostileServer, **options: Any) -> OctopushClient:
     return OctopushClient(**(settings | options))
 
 
-def _headers(handler: _Handler, **headers: str) -> None:
+def _headers(handler: Handler, **headers: str) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "application/json")
     for name, value in headers.items():
@@ -95,7 +48,7 @@ def _headers(handler: _Handler, **headers: str) -> None:
     handler.end_headers()
 
 
-def _stream(handler: _Handler, chunk: bytes, total: int) -> None:
+def _stream(handler: Handler, chunk: bytes, total: int) -> None:
     for _ in range(total // len(chunk)):
         handler.wfile.write(chunk)
 
@@ -160,7 +113,7 @@ def test_a_huge_body_announced_by_its_length_is_refused_before_reading_it(hostil
 
 
 def test_a_huge_body_of_unknown_length_is_cut_at_the_cap(hostile):
-    def endless(handler: _Handler) -> None:
+    def endless(handler: Handler) -> None:
         _headers(handler, Connection="close")  # no length: the body ends when the socket does
         handler.close_connection = True
         handler.wfile.write(b"[")
@@ -174,7 +127,7 @@ def test_a_huge_body_of_unknown_length_is_cut_at_the_cap(hostile):
     assert server.requests == 1
 
 
-def _drip(handler: _Handler, byte: bytes) -> None:
+def _drip(handler: Handler, byte: bytes) -> None:
     sent = 0
     try:
         while sent < DRIP_BYTES:
@@ -186,12 +139,12 @@ def _drip(handler: _Handler, byte: bytes) -> None:
         handler.server.dripped.append(sent)
 
 
-def _drip_headers(handler: _Handler) -> None:
+def _drip_headers(handler: Handler) -> None:
     handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
     _drip(handler, b"a")
 
 
-def _drip_body(handler: _Handler) -> None:
+def _drip_body(handler: Handler) -> None:
     _headers(handler, Content_Length=str(DRIP_BYTES + 2))
     handler.wfile.write(b"[")
     _drip(handler, b" ")
@@ -221,7 +174,7 @@ def test_a_server_dripping_bytes_is_cut_off_at_the_deadline_and_retried(hostile,
 
 
 def test_a_deadline_long_enough_lets_a_slow_answer_through(hostile):
-    def slow(handler: _Handler) -> None:
+    def slow(handler: Handler) -> None:
         _headers(handler, Content_Length="2")
         handler.wfile.flush()
         time.sleep(0.3)
@@ -255,7 +208,7 @@ def test_a_body_that_is_not_utf_8_is_retried_once_and_named(hostile):
 
 
 def test_a_retry_after_date_in_the_past_falls_back_to_the_usual_backoff(hostile):
-    def busy(handler: _Handler) -> None:
+    def busy(handler: Handler) -> None:
         handler.server.times.append(time.monotonic())
         body = b'{"code": 1503, "message": "busy"}'
         handler.send_response(503)
@@ -274,10 +227,10 @@ def test_a_retry_after_date_in_the_past_falls_back_to_the_usual_backoff(hostile)
     assert len(gaps) == 2 and min(gaps) >= 0.2, gaps
 
 
-def _short_body(*, hold: bool) -> Callable[[_Handler], None]:
+def _short_body(*, hold: bool) -> Callable[[Handler], None]:
     """Announce 1000 bytes, send 10, then hold the connection open or close it."""
 
-    def answer(handler: _Handler) -> None:
+    def answer(handler: Handler) -> None:
         _headers(handler, Content_Length="1000")
         handler.wfile.write(b"[         ")
         handler.wfile.flush()
