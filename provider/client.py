@@ -46,7 +46,8 @@ from octopush_provider.messages import (
 )
 from octopush_provider.page import Tabulate, says_nothing_found
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
-from octopush_provider.redaction import excerpt, mask, redact, scrub
+from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD
+from octopush_provider.redaction import excerpt, mask, redact, scrub_chain
 from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
@@ -146,8 +147,9 @@ class OctopushClient:
     come from (e.g. an Airflow connection) so that errors can point at it.
     ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
     ``page_deadline`` each page, its retries and their waits included,
-    ``max_response_bytes`` the decoded size of an answer, and ``max_pages``, when set, the pages
-    a read may take.
+    ``max_response_bytes`` the decoded size of an answer, ``max_bytes_ahead`` the bodies a
+    concurrent read holds ahead of its reader, and ``max_pages``, when set, the pages a read may
+    take.
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class OctopushClient:
         page_deadline: float = DEFAULT_PAGE_DEADLINE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_pages: int | None = None,
+        max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
     ) -> None:
         if not api_login or not isinstance(api_login, str):
             raise OctopushConfigError("api_login is required: the API login of the account")
@@ -184,6 +187,7 @@ class OctopushClient:
         _check_positive("request_deadline", request_deadline)
         _check_positive("page_deadline", page_deadline)
         _check_positive("max_response_bytes", max_response_bytes, whole=True)
+        _check_positive("max_bytes_ahead", max_bytes_ahead, whole=True)
         if max_pages is not None:
             _check_positive("max_pages", max_pages, whole=True)
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -199,6 +203,7 @@ class OctopushClient:
         self.page_deadline = float(page_deadline)
         self.max_response_bytes = max_response_bytes
         self.max_pages = max_pages
+        self.max_bytes_ahead = max_bytes_ahead
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
         self._cancelled = threading.Event()
@@ -300,6 +305,7 @@ class OctopushClient:
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
             page_wait=self._page_wait,
+            max_bytes_ahead=self.max_bytes_ahead,
             cancelled=self._cancelled.is_set,
         )
 
@@ -416,14 +422,14 @@ class OctopushClient:
                 slept += delay
             except OctopushError as final:
                 final.attempts = attempt
-                scrub(final, secrets=(self._auth.api_key,))
+                scrub_chain(final, secrets=(self._auth.api_key,))
                 raise
         error.args = (
             f"{error} (gave up on page {number} after {attempt} attempt(s) "
             f"in {time.monotonic() - started:.1f}s)",
         )
         error.attempts = attempt
-        scrub(error, secrets=(self._auth.api_key,))
+        scrub_chain(error, secrets=(self._auth.api_key,))
         raise error
 
     def _attempt(
@@ -455,7 +461,7 @@ class OctopushClient:
                 raise _Transient(OctopushConnectionError(message)) from None
         if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
             raise self._failed(None, cut_off=True, limit=limit)
-        return self._interpret(response, body, number, endpoint)
+        return self._interpret(response, body, number, endpoint, per_page)
 
     def _read(self, response: requests.Response, number: int) -> bytes:
         if not 200 <= response.status_code < 300:
@@ -486,7 +492,12 @@ class OctopushClient:
         return _Transient(OctopushConnectionError(message))
 
     def _interpret(
-        self, response: requests.Response, body: bytes, number: int, endpoint: Endpoint
+        self,
+        response: requests.Response,
+        body: bytes,
+        number: int,
+        endpoint: Endpoint,
+        per_page: int,
     ) -> tuple[list[Conversation], Any, StopReason | None]:
         status = response.status_code
         if status == 404:
@@ -538,13 +549,24 @@ class OctopushClient:
         tabulated = endpoint.tabulate(body) if endpoint.tabulate is not None else None
         if tabulated is not None and tabulated[1]:  # an empty page ends the read below
             table, keys = tabulated
+            self._check_count(len(keys), number, per_page)
             return keys, table, None
         items = self._parse_body(response, body, number)
+        self._check_count(len(items), number, per_page)
         conversations = endpoint.parse(items, page=number)
         if conversations:
             return conversations, None, None
         end = StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
         return [], None, end
+
+    def _check_count(self, rows: int, number: int, per_page: int) -> None:
+        """Refuse a page of more rows than asked: what is held in flight is sized by per_page."""
+        if rows > per_page:
+            raise OctopushResponseError(
+                f"Octopush answered page {number} with {rows} rows when per_page={per_page} "
+                "was asked: refused, as the API never sends more than it is asked for "
+                "(check the base URL and path)"
+            )
 
     def _parse_body(self, response: requests.Response, body: bytes, number: int) -> list[Any]:
         try:

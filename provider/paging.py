@@ -40,7 +40,7 @@ from octopush_provider.exceptions import (
     OctopushResponseError,
 )
 from octopush_provider.page import Page, StopReason
-from octopush_provider.prefetch import Prefetcher
+from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD, Prefetcher
 from octopush_provider.served import ServedIds
 from octopush_provider.settings import FIRST_PAGE
 
@@ -95,11 +95,12 @@ class PageStream:
     """Iterates the pages of one read; ``report`` tells how far it got and why it stopped.
 
     ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
-    serves the same rows again; ``log_level`` is that of the line logged at the end (reads of
-    one conversation's messages are too many to log each at INFO). ``cancelled`` says whether
-    the client was cancelled: a read that was ends with :class:`OctopushCancelledError` even
-    when every page it needed was in by then (fetched ahead, or the last before ``max_pages``),
-    so that nothing it read is loaded.
+    serves the same rows again; ``max_bytes_ahead`` bounds the bodies fetched ahead of the
+    reader (see :mod:`octopush_provider.prefetch`); ``log_level`` is that of the line logged at
+    the end (reads of one conversation's messages are too many to log each at INFO).
+    ``cancelled`` says whether the client was cancelled: a read that was ends with
+    :class:`OctopushCancelledError` even when every page it needed was in by then (fetched
+    ahead, or the last before ``max_pages``), so that nothing it read is loaded.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class PageStream:
         stop_when: StopCondition | None = None,
         max_pages: int | None = None,
         page_wait: float,
+        max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
         id_field: str = ID_FIELD,
         log_level: int = logging.INFO,
         cancelled: Callable[[], bool] = lambda: False,
@@ -124,6 +126,7 @@ class PageStream:
         self._stop_when = stop_when
         self._max_pages = max_pages
         self._page_wait = page_wait
+        self._max_bytes_ahead = max_bytes_ahead
         self._served = ServedIds()
         self._new = 0
         self._again = 0
@@ -213,6 +216,7 @@ class PageStream:
             workers=self._concurrency,
             max_ahead=self._concurrency * PAGES_AHEAD_PER_WORKER,
             wait_limit=self._page_wait,
+            max_bytes=self._max_bytes_ahead,
             closing=FIRST_PAGE if self._max_pages is None else None,
         )
         number = start

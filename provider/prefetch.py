@@ -3,8 +3,13 @@
 Workers claim page numbers in increasing order and keep fetching while the reader is busy with
 earlier pages (parsing, writing files), so the connections never idle waiting for it. How far
 ahead they may go starts small and doubles with each page taken: a short incremental read
-sends few requests it will not use, a long one soon has every connection busy. Memory stays
-bounded by ``max_ahead`` pages, however long the read.
+sends few requests it will not use, a long one soon has every connection busy.
+
+Memory stays bounded however long the read and whatever the server sends: by ``max_ahead``
+pages, and by ``max_bytes`` of bodies read ahead, counted as they arrive (the page the reader
+waits for is never held back, so the reader always moves). A worker reading a page ahead stops
+reading while the bodies held would pass ``max_bytes``, until the reader takes pages; and no
+page is claimed ahead while the largest body seen would not fit.
 
 Two limits keep workers from fetching pages nobody needs: a proven end (an empty page, a 404 or
 an error: nothing after it is claimed) and a guess (a short page: nothing after the next one is
@@ -24,12 +29,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
-from octopush_provider.exceptions import OctopushStalledReadError
+from octopush_provider.exceptions import OctopushCancelledError, OctopushStalledReadError
 from octopush_provider.page import Page
+from octopush_provider.transport import metered
 
 FIRST_AHEAD = 4
+# Bodies read ahead of the reader: a thousand pages of a hundred conversations, four pages just
+# under the default max_response_bytes. Held pages cost about their body again once parsed.
+DEFAULT_MAX_BYTES_AHEAD = 256 * 1024 * 1024
 
 _ClosingState = Literal["due", "fetching", "fetched"]
 
@@ -38,7 +48,8 @@ class Prefetcher:
     """Fetches pages ``start``, ``start + 1``, ... on ``workers`` threads; :meth:`take` in order.
 
     ``wait_limit`` bounds, in seconds, how long :meth:`take` waits for one page: longer than
-    fetching a page can take under the client's retry policy.
+    fetching a page can take under the client's retry policy. ``max_bytes`` bounds the bodies
+    read ahead of the reader, in bytes.
     """
 
     def __init__(
@@ -49,6 +60,7 @@ class Prefetcher:
         workers: int,
         max_ahead: int,
         wait_limit: float,
+        max_bytes: int = DEFAULT_MAX_BYTES_AHEAD,
         closing: int | None = None,
     ) -> None:
         self._fetch = fetch
@@ -63,6 +75,9 @@ class Prefetcher:
         self._guess: int | None = None  # likely: pages after it are past the end
         self._closed = False
         self._fetching: set[int] = set()
+        self._max_bytes = max_bytes
+        self._bytes: dict[int, int] = {}  # body bytes of each page being read or not yet taken
+        self._largest = 0  # the largest body seen
         self._results: dict[int, Page | BaseException] = {}
         # The closing page: "due" until a worker claims it, then "fetching", then its result;
         # None when there is none, or when the reader decided without it.
@@ -89,6 +104,7 @@ class Prefetcher:
                 "delivered it",
             )
             result = self._results.pop(number)
+            self._bytes.pop(number, None)
             self._wanted = number + 1
             self._ahead = min(self._ahead * 2, self._max_ahead)
             self._condition.notify_all()
@@ -127,6 +143,7 @@ class Prefetcher:
         with self._condition:
             self._closed = True
             self._results.clear()
+            self._bytes.clear()
             self._condition.notify_all()
 
     def _wait(self, until: Callable[[], bool], *, check: Callable[[], None], stalled: str) -> None:
@@ -162,7 +179,26 @@ class Prefetcher:
             return True
         if self._guess is not None and number > self._guess:
             return False
+        if sum(self._bytes.values()) + self._largest > self._max_bytes:
+            return False
         return number < self._wanted + self._ahead
+
+    def _charge(self, number: int, size: int) -> None:
+        """Note that page ``number`` holds ``size`` bytes; wait while they would not fit."""
+        with self._condition:
+            # What it read so far stays counted while it waits: others must not read into it.
+            while (
+                number > self._wanted
+                and not self._closed
+                and (
+                    sum(self._bytes.values()) - self._bytes.get(number, 0) + size > self._max_bytes
+                )
+            ):
+                self._condition.wait()
+            if self._closed:
+                raise OctopushCancelledError(f"the read was closed while page {number} was read")
+            self._bytes[number] = size
+            self._largest = max(self._largest, size)
 
     def _claim(self) -> int | None:
         with self._condition:
@@ -200,7 +236,8 @@ class Prefetcher:
             while (number := self._claim()) is not None:
                 result: Page | BaseException
                 try:
-                    result = self._fetch(number)
+                    with metered(partial(self._charge, number)):
+                        result = self._fetch(number)
                 except BaseException as error:  # handed to the reader, raised in page order
                     result = error
                 with self._condition:
@@ -209,6 +246,7 @@ class Prefetcher:
                         return
                     self._results[number] = result
                     if isinstance(result, BaseException):
+                        self._bytes.pop(number, None)
                         self._failed = number if self._failed is None else min(self._failed, number)
                     if isinstance(result, BaseException) or result.end:
                         self._last = number if self._last is None else min(self._last, number)
@@ -216,6 +254,7 @@ class Prefetcher:
                     if self._last is not None:
                         for later in [page for page in self._results if page > self._last]:
                             del self._results[later]
+                            self._bytes.pop(later, None)
                     closing = self._closing_due()
                     if closing:
                         self._closing_state = "fetching"

@@ -3,8 +3,8 @@
 A key can come back written differently from how it was sent: percent-encoded in a URL (a
 redirect's ``Location``, a proxy's error page), with ``+`` for spaces, or with lower-case hex;
 escaped in a JSON body that echoes the request (``\\/`` for ``/``, ``\\u00e9`` for ``é``).
-Every such spelling is masked, not only the key as it is, and :func:`scrub` masks an error and
-every error chained to it, which is what dlt writes to its trace on disk.
+Every such spelling is masked, not only the key as it is, and :func:`scrub_chain` masks every
+error chained to ours, which dlt writes to its trace on disk too.
 """
 
 from __future__ import annotations
@@ -72,14 +72,14 @@ def excerpt(
     return text or "<empty body>"
 
 
-def scrub(error: BaseException, *, secrets: tuple[str, ...]) -> None:
-    """Mask every spelling of the secrets in ``error`` and in every error chained to it.
+def scrub_chain(error: BaseException, *, secrets: tuple[str, ...]) -> None:
+    """Mask every spelling of the secrets in each error chained to ``error``.
 
     dlt keeps the message of each error of a chain (``__cause__`` and ``__context__``) in the
-    trace it writes next to the pipeline, so masking only the error we raise is not enough.
+    trace it writes next to the pipeline; ``error`` itself, ours, is worded with masked parts.
     """
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
+    seen = {id(error)}
+    pending = [error.__cause__, error.__context__]
     while pending:
         current = pending.pop()
         if current is None or id(current) in seen:

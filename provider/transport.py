@@ -21,7 +21,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -31,7 +31,15 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 from urllib3.poolmanager import pool_classes_by_scheme as _PLAIN_POOLS
 
-__all__ = ["BodyCutShort", "BodyTooLarge", "Watch", "WatchedAdapter", "deadline", "read_body"]
+__all__ = [
+    "BodyCutShort",
+    "BodyTooLarge",
+    "Watch",
+    "WatchedAdapter",
+    "deadline",
+    "metered",
+    "read_body",
+]
 
 CHUNK_BYTES = 64 * 1024
 
@@ -175,6 +183,10 @@ class WatchedAdapter(HTTPAdapter):
         return _watched(super().proxy_manager_for(proxy, **proxy_kwargs))
 
 
+def _free(size: int) -> None:
+    """No meter: any size is fine."""
+
+
 class BodyCutShort(Exception):
     """The body stopped before its end: the connection closed, or went quiet past the timeout."""
 
@@ -199,6 +211,23 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+_METER = threading.local()
+
+
+@contextlib.contextmanager
+def metered(charge: Callable[[int], None]) -> Iterator[None]:
+    """Have :func:`read_body` tell ``charge`` the bytes it holds, in this thread, as it reads.
+
+    ``charge`` may block until the memory is there: a body is then read no faster than the
+    bodies read before it are let go.
+    """
+    _METER.charge = charge
+    try:
+        yield
+    finally:
+        _METER.charge = None
+
+
 def read_body(response: requests.Response, *, limit: int, truncate: bool = False) -> bytes:
     """The decoded body of a streamed response, at most ``limit`` bytes.
 
@@ -209,11 +238,14 @@ def read_body(response: requests.Response, *, limit: int, truncate: bool = False
     encoded = response.headers.get("Content-Encoding", "identity").strip().lower()
     if not truncate and encoded == "identity" and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(limit)
+    charge: Callable[[int], None] = getattr(_METER, "charge", None) or _free
     chunks: list[bytes] = []
     size = 0
+    charge(size)  # a new attempt holds nothing yet
     try:
         for chunk in response.iter_content(CHUNK_BYTES):
             size += len(chunk)
+            charge(min(size, limit))
             if size > limit:
                 if not truncate:
                     raise BodyTooLarge(limit)

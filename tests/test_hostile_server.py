@@ -13,7 +13,9 @@ import tracemalloc
 import zlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 
 from octopush_provider.client import OctopushClient
@@ -23,6 +25,7 @@ from octopush_provider.exceptions import (
     OctopushServerError,
 )
 from octopush_provider.retry import RetryPolicy
+from octopush_provider.sandbox import ConversationStore
 from tests.hostile import Handler, HostileServer
 
 MiB = 1024 * 1024
@@ -291,3 +294,54 @@ def test_the_figures_of_a_failed_read_count_every_request_sent(hostile, caplog):
     assert (stream.report.requests, stream.report.retries) == (2, 1)
     assert "retry 1 of 1 in" in caplog.text  # a body that is not JSON gets one retry, not five
     assert "read ended (failed): 0 pages, 0 conversations, 2 requests, 1 retries" in caplog.text
+
+
+def _pages_of(rows: list[dict[str, Any]], size: int) -> Callable[[Handler], None]:
+    """Serve ``rows`` in pages of ``size``, whatever ``per_page`` asks; bodies encoded up front."""
+    bodies = [orjson.dumps(rows[start : start + size]) for start in range(0, len(rows), size)]
+
+    def answer(handler: Handler) -> None:
+        page = int(parse_qs(urlsplit(handler.path).query)["page"][0])
+        body = bodies[page - 1] if page <= len(bodies) else b"[]"
+        _headers(handler, Content_Length=str(len(body)))
+        handler.wfile.write(body)
+
+    return answer
+
+
+def test_a_page_with_more_rows_than_per_page_asked_is_refused(hostile):
+    server = hostile(_pages_of(ConversationStore.generate(150, seed=7).snapshot(), 150))
+
+    with pytest.raises(OctopushResponseError) as raised:
+        list(_client(server, per_page=100).iter_pages())
+
+    assert "page 1 with 150 rows when per_page=100 was asked" in str(raised.value)
+    assert server.requests == 1
+
+
+@pytest.mark.timeout(120)
+def test_pages_read_ahead_are_bounded_in_bytes_not_only_in_pages(hostile):
+    # 20 pages of 100 conversations, each page about 4 MiB: a long last message on every row.
+    rows = ConversationStore.generate(2000, seed=3).snapshot()
+    for row in rows:
+        row["last_message"] = "x" * 40_000
+    server = hostile(_pages_of(rows, 100))
+    client = _client(server, concurrency=8, max_bytes_ahead=8 * MiB)
+    bodies_read, taken, ahead = [0], [0], []
+
+    def note_body(body: bytes) -> None:  # called on each page's body once it is all in memory
+        if len(body) > MiB:  # not the empty page past the end, nor page 1 fetched again
+            bodies_read[0] += 1
+            ahead.append(bodies_read[0] - taken[0])
+
+    for page in client.iter_pages(tabulate=note_body):
+        taken[0] += 1
+        assert len(page) == 100
+        time.sleep(0.05)  # a reader slower than the workers: they run ahead, to the bound
+
+    assert taken[0] == 20
+    # Read in full and not yet taken: the page the reader waits for (never held back), two
+    # more in 8 MiB, and one more while the reader's count lags its take (the workers read on
+    # as soon as a page is taken). Bounded in pages alone (8 workers x 4 pages ahead),
+    # the workers read every page before the reader is done with the first ones.
+    assert max(ahead) <= 4, ahead
