@@ -16,23 +16,30 @@ from dlt.extract.hints import TResourceHints
 from dlt.extract.items import DataItemWithMeta
 
 from octopush_dlt.cursor import ReadTally
-from octopush_dlt.settings import BATCH_ROWS
+from octopush_dlt.settings import BATCH_BYTES, BATCH_ROWS
 
 __all__ = ["batches", "counted"]
 
 _Part = TypeVar("_Part")
 
 
-def batches(parts: Iterable[_Part], *, rows: Callable[[_Part], int]) -> Iterator[list[_Part]]:
-    """Pages (or lists of rows) joined into batches of about ``BATCH_ROWS`` rows."""
+def batches(
+    parts: Iterable[_Part],
+    *,
+    rows: Callable[[_Part], int],
+    size: Callable[[_Part], int] = lambda part: 0,
+) -> Iterator[list[_Part]]:
+    """Pages (or lists of rows) joined into batches of about ``BATCH_ROWS`` rows, or fewer
+    whose ``size`` (bytes as sent) reaches ``BATCH_BYTES``."""
     batch: list[_Part] = []
-    count = 0
+    count = weight = 0
     for part in parts:
         batch.append(part)
         count += rows(part)
-        if count >= BATCH_ROWS:
+        weight += size(part)
+        if count >= BATCH_ROWS or weight >= BATCH_BYTES:
             yield batch
-            batch, count = [], 0
+            batch, count, weight = [], 0, 0
     if batch:
         yield batch
 

@@ -190,7 +190,11 @@ def _conversations(
         )
         tables = (
             _table(batch, guard, coerced=coerced, extra_types=extra_types)
-            for batch in batches(stream.pages(), rows=lambda page: len(page.conversations))
+            for batch in batches(
+                stream.pages(),
+                rows=lambda page: len(page.conversations),
+                size=lambda page: page.size,
+            )
         )
     yield from counted(
         tables,

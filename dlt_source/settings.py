@@ -24,6 +24,9 @@ DEFAULT_CLOCK_SKEW_SECONDS = 600.0
 # 5,000 rows, 336 at 10,000, 354 at 20,000. Messages are batched alike: up to this many parsed
 # messages (some 10 MB of Python objects) wait for their table.
 BATCH_ROWS = 10_000
+# ... or of about this many bytes of pages as sent, when rows are large: a batch of 10,000 rows
+# of 600 KB each would hold 6 GB.
+BATCH_BYTES = 32 * 1024 * 1024
 
 MESSAGES_RESOURCE_NAME = "messages"
 MESSAGES_TABLE_NAME = "messages"

@@ -57,3 +57,4 @@ class Page:
     table: Any = None
     attempts: int = 1
     end: StopReason | None = None
+    size: int = 0  # bytes of the body as read

@@ -39,7 +39,7 @@ from octopush_provider.transport import metered
 FIRST_AHEAD = 4
 # Bodies read ahead of the reader: a thousand pages of a hundred conversations, four pages just
 # under the default max_response_bytes. Held pages cost about their body again once parsed.
-DEFAULT_MAX_BYTES_AHEAD = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES_AHEAD = 128 * 1024 * 1024
 
 _ClosingState = Literal["due", "fetching", "fetched"]
 
@@ -259,6 +259,8 @@ class Prefetcher:
                     if closing:
                         self._closing_state = "fetching"
                     self._condition.notify_all()
+                # Handed over: a worker waiting to claim the next page must not keep it alive.
+                del result
                 if closing:
                     self._fetch_closing()
         finally:

@@ -16,7 +16,9 @@ Goals (a verdict is printed for each, on the median ratio):
 - a first load through plain ``pipeline.run(octopush_source(...))`` no slower than through
   ``run_load``, wall and CPU seconds, conversations only and with messages, on an account of
   6,000 conversations (more than a slice: if either entry point loads less, it says so);
-- messages: ``messages_speed.py`` beside this file prints its own figures, when it exists.
+- messages: ``messages_speed.py`` beside this file prints its own figures, when it exists;
+- memory against a hostile server whose pages are just under the size cap: peak RSS under
+  1 GiB (``hostile_memory.py`` beside this file).
 
 Prints figures; asserts nothing. ``python tests/benchmarks/load_speed.py --help``.
 """
@@ -51,6 +53,9 @@ from octopush_dlt.runner import run_load
 from octopush_dlt.settings import SLICE_CONVERSATIONS
 from octopush_provider.sandbox import DEFAULT_API_KEY, DEFAULT_API_LOGIN
 from octopush_provider.settings import LOAD_CONCURRENCY
+
+sys.path.insert(0, str(Path(__file__).parent))
+import hostile_memory  # beside this file: the benchmarks run as scripts
 
 HEADERS = {"api-login": DEFAULT_API_LOGIN, "api-key": DEFAULT_API_KEY}
 FLOOR_CONNECTIONS = 8
@@ -350,6 +355,7 @@ def main() -> None:
         incremental(base_url, 100, args.concurrency)
     entry_points(args.latency_ms, args.runs, args.concurrency)
     messages()
+    hostile_memory.report(line)
     if args.big:
         big = 1_000_000
         with sandbox_process(big, args.latency_ms) as base_url:
