@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import orjson
+
 from octopush_provider.exceptions import OctopushResponseError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EXACT_FLOAT_MAX = 2**53
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# The deepest nesting of objects and arrays kept as it is: Parquet takes 40 levels, not 50.
+MAX_NESTING = 32
 
 Conversation = dict[str, Any]
 
@@ -85,6 +89,43 @@ def _to_int(value: Any) -> int:
     return value
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in ``value`` nest more than ``limit`` levels (it counts as one).
+
+    Walks level by level and stops at the limit: a hostile value costs no more than it must.
+    """
+    level = [value]
+    for _ in range(limit):
+        level = [
+            inner
+            for outer in level
+            for inner in (outer.values() if type(outer) is dict else outer)
+            if type(inner) in (dict, list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def keep_deep_values_as_text(record: dict[str, Any], *, page: int, index: int) -> None:
+    """Replace, in place, each field nested deeper than a warehouse takes by its JSON text.
+
+    Parquet, which dlt writes, refuses a schema nested some 40 levels deep, and the whole load
+    fails at dlt's normalize step without naming the row. Such a value is kept, as text.
+    """
+    for field, value in record.items():
+        if type(value) in (dict, list) and _deeper_than(value, MAX_NESTING):
+            logger.warning(
+                "Octopush page %d, item %d: field %r is nested more than %d levels deep, "
+                "more than a warehouse takes: kept as its JSON text",
+                page,
+                index,
+                field,
+                MAX_NESTING,
+            )
+            record[field] = orjson.dumps(value).decode()
+
+
 def _invalid(page: int, index: int, problem: str) -> OctopushResponseError:
     return OctopushResponseError(f"page {page}, item {index}: {problem}")
 
@@ -130,6 +171,7 @@ def parse_conversation(raw: Any, *, page: int, index: int) -> Conversation:
         ) from None
     if record[CURSOR_FIELD] is None:
         raise _invalid(page, index, f"conversation {conversation_id!r} has no '{CURSOR_FIELD}'")
+    keep_deep_values_as_text(record, page=page, index=index)
     return record
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pendulum.parsing import ParserError
 
-from octopush_provider.conversations import to_utc
+from octopush_provider.conversations import keep_deep_values_as_text, to_utc
 from octopush_provider.exceptions import OctopushError, OctopushMismatchError, OctopushResponseError
 from octopush_provider.page import Page, StopReason
 
@@ -83,6 +83,7 @@ def parse_message(raw: Any, *, page: int, index: int) -> Message:
                 raise _invalid(
                     page, index, f"message {message_id!r} has an invalid '{name}': {error}"
                 ) from None
+    keep_deep_values_as_text(record, page=page, index=index)
     return record
 
 
