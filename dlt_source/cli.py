@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -288,14 +289,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("dlt", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)
-    except Exception as error:
+    except (Exception, KeyboardInterrupt) as error:
+        if (stop := _behind(error, KeyboardInterrupt)) is not None:
+            name = "SIGTERM" if isinstance(stop, _Terminated) else "SIGINT"
+            print(
+                f"octopush-load: stopped by {name}: nothing this run had not committed was "
+                "kept; the next run carries on from the last commit",
+                file=sys.stderr,
+            )
+            return 128 + (signal.SIGTERM if name == "SIGTERM" else signal.SIGINT)
         message = _one_line(error, args.destination)
         if message is None:
             raise
         print(f"octopush-load: {message}", file=sys.stderr)
         return 1
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, as Ctrl-C is: dlt drops what it had not committed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 if __name__ == "__main__":

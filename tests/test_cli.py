@@ -397,3 +397,34 @@ def test_resources_without_conversations_exit_with_one_clear_line(tmp_path, make
     assert result.returncode == 1
     assert "'conversations' must be loaded with them" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_the_run_in_one_line_and_the_next_run_carries_on(
+    tmp_path, make_sandbox, name, code
+):
+    sandbox = make_sandbox(conversations=3000, latency=0.03)
+    env = _sandbox_environment(tmp_path, sandbox)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "octopush_dlt", "--concurrency", "1", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(sandbox.requests) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(getattr(signal, name))
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == code, stderr
+    assert stderr.strip().splitlines() == [
+        f"octopush-load: stopped by {name}: nothing this run had not committed was kept; the "
+        "next run carries on from the last commit"
+    ]
+    sandbox.latency = 0
+    result = _load(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "new 3000" in result.stdout
