@@ -5,10 +5,14 @@ past ``start`` (the cursor minus the lag). That is only safe while the list real
 newest-first, so every page is checked: once a conversation turns up newer than the one before
 it, the read goes on to the end and the rows are filtered here instead.
 
-The check looks inside each page, not across pages. A page is a slice of the list at the moment
-it was served, so its rows are in order whatever happens around it; across pages, activity
-during the read pushes rows from one page into the next (or, for pages fetched concurrently,
-into one fetched later), which would look like disorder without being any.
+A page is a slice of the list at the moment it was served, so its rows are in order whatever
+happens around it. Across pages, activity during the read pushes rows from one page into the
+next (or further, for a page answered late), which would look like disorder without being any;
+but only rows served before in the read are pushed so. So the first row of a page that no page
+before it served (the paging says which: ``Page.first_new``) must not be newer than the last
+row of the page before. When the read would stop, the client reads one more page (see
+``OctopushClient.iter_pages``) so that this check also covers the page the stop would skip: a
+server whose page 2 is newer than page 1 is read in full, not stopped after page 1.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ from octopush_provider.paging import Page
 logger = logging.getLogger(__name__)
 
 
+def _moment(page: Page, index: int) -> int:
+    """The ``last_message_at`` of one row of a page, in microseconds."""
+    if page.table is not None:
+        moment: int = page.table.column(CURSOR_FIELD)[index].value
+        return moment
+    return to_micros(page.conversations[index][CURSOR_FIELD])
+
+
 @dataclass(kw_only=True)
 class ReadGuard:
     """Stop condition and ordering check for one read.
@@ -47,6 +59,8 @@ class ReadGuard:
     disorder_seen: bool = False
     _start: int | None = field(init=False, repr=False)
     _start_instant: pa.TimestampScalar | None = field(init=False, repr=False)
+    # The page before: its number and its last row's last_message_at.
+    _before: tuple[int, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._start = None if self.start is None else to_micros(self.start)
@@ -55,6 +69,7 @@ class ReadGuard:
     def should_stop(self, page: Page) -> bool:
         """Called after each page: True when every later page is older than ``start``."""
         oldest = self._check_order(page)
+        self._check_across(page)
         if self._start is None or not self.trust_order or self.disorder_seen:
             return False
         return oldest < self._start
@@ -90,6 +105,17 @@ class ReadGuard:
             if moment > previous:
                 self._note_disorder(page.number, index, moment, previous)
         return min(moments)
+
+    def _check_across(self, page: Page) -> None:
+        """Note a page whose first row not served before in the pass is newer than the last row
+        of the page before."""
+        before, self._before = self._before, (page.number, _moment(page, -1))
+        index = page.first_new
+        if before is None or page.number != before[0] + 1 or index is None:
+            return  # a new pass starts at page 1; a page of rows served before proves nothing
+        moment = _moment(page, index)
+        if moment > before[1]:
+            self._note_disorder(page.number, index, moment, before[1])
 
     def _note_disorder(self, number: int, index: int, moment: int, previous: int) -> None:
         if not self.disorder_seen:

@@ -55,6 +55,7 @@ from octopush_provider.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PAGE_CEILING,
     DEFAULT_PAGE_DEADLINE,
     DEFAULT_PER_PAGE,
     DEFAULT_READ_TIMEOUT,
@@ -148,8 +149,9 @@ class OctopushClient:
     ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
     ``page_deadline`` each page, its retries and their waits included,
     ``max_response_bytes`` the decoded size of an answer, ``max_bytes_ahead`` the bodies a
-    concurrent read holds ahead of its reader, and ``max_pages``, when set, the pages a read may
-    take.
+    concurrent read holds ahead of its reader, ``max_pages``, when set, the pages a read may
+    take (a stop, with a warning), and ``page_ceiling`` the pages past which a read fails (a
+    server serving rows forever).
     """
 
     def __init__(
@@ -171,6 +173,7 @@ class OctopushClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_pages: int | None = None,
         max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
+        page_ceiling: int = DEFAULT_PAGE_CEILING,
     ) -> None:
         if not api_login or not isinstance(api_login, str):
             raise OctopushConfigError("api_login is required: the API login of the account")
@@ -188,6 +191,7 @@ class OctopushClient:
         _check_positive("page_deadline", page_deadline)
         _check_positive("max_response_bytes", max_response_bytes, whole=True)
         _check_positive("max_bytes_ahead", max_bytes_ahead, whole=True)
+        _check_positive("page_ceiling", page_ceiling, whole=True)
         if max_pages is not None:
             _check_positive("max_pages", max_pages, whole=True)
         self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -204,6 +208,7 @@ class OctopushClient:
         self.max_response_bytes = max_response_bytes
         self.max_pages = max_pages
         self.max_bytes_ahead = max_bytes_ahead
+        self.page_ceiling = page_ceiling
         self._auth = OctopushAuth(api_login, api_key)
         self._throttle = Throttle()
         self._cancelled = threading.Event()
@@ -293,7 +298,9 @@ class OctopushClient:
     ) -> PageStream:
         """Pages of conversations, newest first as the API serves them.
 
-        ``stop_when`` is asked after each page is yielded whether to read on; ``max_pages``
+        ``stop_when`` is asked after each page is yielded whether to read on; when it first says
+        stop, one more page is read and it is asked again (at most one request more a read, so
+        that an early stop can prove the order across the page it skips). ``max_pages``
         overrides the client's. ``tabulate`` is tried on each page's body before it is
         parsed (see :class:`Page`). The returned stream's ``report`` tells pages, requests,
         retries and why the read stopped.
@@ -303,9 +310,11 @@ class OctopushClient:
             partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint),
             concurrency=concurrency or self.concurrency,
             stop_when=stop_when,
+            confirm_stop=stop_when is not None,
             max_pages=max_pages or self.max_pages,
             page_wait=self._page_wait,
             max_bytes_ahead=self.max_bytes_ahead,
+            page_ceiling=self.page_ceiling,
             cancelled=self._cancelled.is_set,
         )
 
@@ -339,6 +348,7 @@ class OctopushClient:
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
             page_wait=self._page_wait,
+            page_ceiling=self.page_ceiling,
             id_field=MESSAGE_ID_FIELD,
             log_level=logging.DEBUG,
             cancelled=self._cancelled.is_set,
@@ -387,7 +397,7 @@ class OctopushClient:
             self._throttle.wait(self._cancelled)
             self._raise_if_cancelled(number)
             try:
-                conversations, table, end = self._attempt(
+                conversations, table, end, size = self._attempt(
                     number, per_page, endpoint, seconds=ends_at - time.monotonic()
                 )
                 self._raise_if_cancelled(number)
@@ -397,6 +407,7 @@ class OctopushClient:
                     table=table,
                     attempts=attempt,
                     end=end,
+                    size=size,
                 )
             except _Transient as failure:
                 error = failure.error
@@ -434,7 +445,7 @@ class OctopushClient:
 
     def _attempt(
         self, number: int, per_page: int, endpoint: Endpoint, *, seconds: float
-    ) -> tuple[list[Conversation], Any, StopReason | None]:
+    ) -> tuple[list[Conversation], Any, StopReason | None, int]:
         params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
         limit = f"request_deadline={self.request_deadline:g}s"
         if seconds < self.request_deadline:
@@ -461,7 +472,7 @@ class OctopushClient:
                 raise _Transient(OctopushConnectionError(message)) from None
         if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
             raise self._failed(None, cut_off=True, limit=limit)
-        return self._interpret(response, body, number, endpoint, per_page)
+        return (*self._interpret(response, body, number, endpoint, per_page), len(body))
 
     def _read(self, response: requests.Response, number: int) -> bytes:
         if not 200 <= response.status_code < 300:

@@ -58,3 +58,6 @@ class Page:
     attempts: int = 1
     end: StopReason | None = None
     size: int = 0  # bytes of the body as read
+    # The first row that no earlier page of the read's pass served (None: every row was, or
+    # the page was not read as part of a pass): rows before it were pushed down by moving data.
+    first_new: int | None = None

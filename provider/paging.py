@@ -22,7 +22,8 @@ repeats more, such as a server that ignores ``page`` and serves the same pages i
 (A, A, A or A, B, A, B), is refused with :class:`OctopushResponseError` (the ids served are
 kept in memory that stays small on large accounts: :mod:`octopush_provider.served`). A server
 that serves new conversations forever is stopped by ``max_pages``, a safety cap that is off by
-default.
+default, and by ``page_ceiling`` (100,000 pages unless told otherwise), which ends a read
+with an error: every read has an end.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
 from octopush_provider.exceptions import (
@@ -42,7 +43,7 @@ from octopush_provider.exceptions import (
 from octopush_provider.page import Page, StopReason
 from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD, Prefetcher
 from octopush_provider.served import ServedIds
-from octopush_provider.settings import FIRST_PAGE
+from octopush_provider.settings import DEFAULT_PAGE_CEILING, FIRST_PAGE
 
 __all__ = ["Page", "PageStream", "PagingReport", "StopCondition", "StopReason"]
 
@@ -94,6 +95,8 @@ def _head(page: Page) -> list[tuple[str, object]]:
 class PageStream:
     """Iterates the pages of one read; ``report`` tells how far it got and why it stopped.
 
+    With ``confirm_stop``, a read whose ``stop_when`` holds reads one more page and asks again,
+    so that a condition that checks the order across pages sees the page it would skip.
     ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
     serves the same rows again; ``max_bytes_ahead`` bounds the bodies fetched ahead of the
     reader (see :mod:`octopush_provider.prefetch`); ``log_level`` is that of the line logged at
@@ -109,7 +112,9 @@ class PageStream:
         *,
         concurrency: int = 1,
         stop_when: StopCondition | None = None,
+        confirm_stop: bool = False,
         max_pages: int | None = None,
+        page_ceiling: int = DEFAULT_PAGE_CEILING,
         page_wait: float,
         max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
         id_field: str = ID_FIELD,
@@ -124,7 +129,10 @@ class PageStream:
         self._ended = False
         self._concurrency = concurrency
         self._stop_when = stop_when
+        self._confirm_stop = confirm_stop
+        self._confirming = False
         self._max_pages = max_pages
+        self._page_ceiling = page_ceiling
         self._page_wait = page_wait
         self._max_bytes_ahead = max_bytes_ahead
         self._served = ServedIds()
@@ -164,7 +172,7 @@ class PageStream:
         first = self._fetch(FIRST_PAGE)
         if not (yield from self._begin_pass(first)):
             return
-        if self._concurrency == 1:
+        if self._concurrency == 1 or self._confirming:  # one page to confirm: no read ahead
             yield from self._read_in_order(FIRST_PAGE + 1)
             return
         head = yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.conversations))
@@ -185,7 +193,8 @@ class PageStream:
         """Start a pass over the list with its first page; returns whether to read on."""
         self._served = ServedIds()
         self._new = self._again = 0
-        self._take(first)
+        self._confirming = False
+        first = self._take(first)
         if first.end:
             self.report.stop_reason = first.end
             return False
@@ -261,7 +270,16 @@ class PageStream:
         """Check the page's progress, then count it as read."""
         if page.end:
             return page
+        ids = [row[self._id_field] for row in page.conversations]
+        page = replace(page, first_new=self._served.first_unseen(ids))
         self._check_progress(page)
+        if self.report.pages >= self._page_ceiling:
+            raise OctopushResponseError(
+                f"Octopush served {self.report.pages} pages without an end, up to page "
+                f"{page.number}: more than any account holds (page_ceiling={self._page_ceiling}). "
+                "The API seems to serve new rows forever (check the base URL and path); if the "
+                "account really is that large, raise page_ceiling"
+            )
         self.report.pages += 1
         self.report.conversations += len(page.conversations)
         self._log_progress()
@@ -284,6 +302,10 @@ class PageStream:
 
     def _should_stop(self, page: Page) -> bool:
         if self._stop_when is not None and self._stop_when(page):
+            if self._confirm_stop and not self._confirming:
+                # One more page, asked again: it proves the order across the page we stop on.
+                self._confirming = True
+                return False
             self.report.stop_reason = StopReason.CAUGHT_UP
             return True
         if self._max_pages is not None and self.report.pages >= self._max_pages:

@@ -60,6 +60,23 @@ class ServedIds:
             return again
         return self._add_hashes(list(map(hash, keys)))
 
+    def first_unseen(self, keys: Sequence[Hashable]) -> int | None:
+        """The index of the first of ``keys`` not added before (None: all were, or seem so).
+
+        Past the exact set a new id may seem seen (its bit set by another): the answer is then
+        a later index, never an earlier one.
+        """
+        for index, key in enumerate(keys):
+            if self._exact is not None:
+                if key not in self._exact:
+                    return index
+                continue
+            key_hash = hash(key)
+            arrays = [*self._full, *([self._current] if self._current else [])]
+            if not any(bits.has(key_hash) for bits in arrays):
+                return index
+        return None
+
     def _add_hashes(self, hashes: list[int]) -> int:
         again = 0
         full = self._full

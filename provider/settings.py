@@ -22,6 +22,10 @@ DEFAULT_REQUEST_DEADLINE = 120.0
 # And this bounds one page, its retries and their waits included: a server that drips every
 # answer would otherwise hold a page for max_attempts x request_deadline (12 minutes).
 DEFAULT_PAGE_DEADLINE = 300.0
+# Every read has an end: past this many pages (10 million conversations at the default
+# per_page, some ten minutes of a server serving new rows forever) a read fails, unless told a
+# higher ceiling. No account we know comes near; max_pages stops a read earlier, on purpose.
+DEFAULT_PAGE_CEILING = 100_000
 # The decoded size past which an answer is refused: far above any real page (about 400 bytes a
 # conversation, 10,000 at most a page), far below what would strain a worker's memory.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024

@@ -78,10 +78,12 @@ def test_the_second_run_reads_only_new_pages_and_merges_updates(make_sandbox, ma
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert (summary.new, summary.updated) == (len(added), len(bumped))
     assert summary.stop_reason == "caught_up"
-    assert len(sandbox.requests) == 1
+    assert len(sandbox.requests) == 2  # and the next page, proving the order across the stop
 
 
-def test_a_run_with_nothing_new_reads_one_page(make_sandbox, make_pipeline):
+def test_a_run_with_nothing_new_reads_one_page_and_the_one_that_proves_the_order(
+    make_sandbox, make_pipeline
+):
     sandbox = make_sandbox(conversations=2000)
     pipeline = make_pipeline()
     run_load(pipeline, conversations_source(sandbox))
@@ -89,7 +91,7 @@ def test_a_run_with_nothing_new_reads_one_page(make_sandbox, make_pipeline):
 
     summary = run_load(pipeline, conversations_source(sandbox))
 
-    assert [r.page for r in sandbox.requests] == [1]
+    assert [r.page for r in sandbox.requests] == [1, 2]
     assert summary.new == summary.updated == 0
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
@@ -116,7 +118,7 @@ def test_conversations_moving_during_runs_are_never_lost_or_doubled(make_sandbox
     assert not last.ordering_unreliable
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert last.new == last.updated == 0
-    assert len(sandbox.requests) == 1
+    assert len(sandbox.requests) == 2  # and the next page, proving the order across the stop
 
 
 def test_unordered_data_is_read_in_full_and_filtered_here(make_sandbox, make_pipeline, caplog):
@@ -270,7 +272,7 @@ def test_a_start_date_limits_the_first_load(make_sandbox, make_pipeline):
     summary = run_load(pipeline, conversations_source(sandbox, start_date=cutoff.isoformat()))
 
     assert loaded_table(pipeline) == {k: v for k, v in expected.items() if v[0] >= cutoff}
-    assert summary.pages == 3
+    assert summary.pages == 4  # and the next page, proving the order across the stop
     assert read_report(pipeline)["stop_reason"] == "caught_up"
 
 

@@ -12,18 +12,23 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
 
+from octopush_dlt import octopush_source
+from octopush_dlt.reading import ReadGuard
 from octopush_provider.client import OctopushClient
 from octopush_provider.exceptions import (
     OctopushConnectionError,
     OctopushResponseError,
     OctopushServerError,
 )
+from octopush_provider.messages import MessageParent, read_conversation
+from octopush_provider.paging import StopReason
 from octopush_provider.retry import RetryPolicy
 from octopush_provider.sandbox import ConversationStore
 from tests.hostile import Handler, HostileServer
@@ -345,3 +350,121 @@ def test_pages_read_ahead_are_bounded_in_bytes_not_only_in_pages(hostile):
     # as soon as a page is taken). Bounded in pages alone (8 workers x 4 pages ahead),
     # the workers read every page before the reader is done with the first ones.
     assert max(ahead) <= 4, ahead
+
+
+def _dated(rows: list[dict[str, Any]], newest: datetime) -> list[dict[str, Any]]:
+    """``rows`` with ``last_message_at`` a minute apart, newest first from ``newest``."""
+    return [
+        row | {"last_message_at": (newest - timedelta(minutes=n)).isoformat()}
+        for n, row in enumerate(rows)
+    ]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_page_newer_than_the_page_before_stops_no_incremental_read_early(hostile, concurrency):
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rows = ConversationStore.generate(300, seed=5).snapshot()
+    # Page 1 reaches past the start (where an incremental read stops); page 2 is newer than it.
+    pages = [
+        _dated(rows[:100], start + timedelta(minutes=50)),
+        _dated(rows[100:200], start + timedelta(days=1)),
+        _dated(rows[200:], start - timedelta(days=1)),
+    ]
+    server = hostile(_pages_of([row for page in pages for row in page], 100))
+    guard = ReadGuard(start=start)
+    stream = _client(server, concurrency=concurrency).iter_pages(stop_when=guard.should_stop)
+
+    kept = [row for page in stream for row in guard.keep(page)]
+
+    assert guard.disorder_seen
+    assert len(kept) == 51 + 100  # page 1 down to the start, and all of page 2
+    assert stream.report.stop_reason is StopReason.EMPTY_PAGE
+
+
+def test_an_ordered_incremental_read_costs_one_request_more_to_confirm_its_stop(hostile):
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rows = ConversationStore.generate(300, seed=5).snapshot()
+    server = hostile(_pages_of(_dated(rows, start + timedelta(minutes=50)), 100))
+    guard = ReadGuard(start=start)
+    stream = _client(server).iter_pages(stop_when=guard.should_stop)
+
+    kept = [row for page in stream for row in guard.keep(page)]
+
+    assert not guard.disorder_seen
+    assert len(kept) == 51
+    assert stream.report.stop_reason is StopReason.CAUGHT_UP
+    assert server.requests == 2  # page 1 reaches the start; page 2 proves the order across it
+
+
+def test_a_server_serving_new_rows_past_the_page_ceiling_ends_the_read_with_an_error(hostile):
+    server = hostile(_pages_of(ConversationStore.generate(100, seed=9).snapshot(), 10))
+    stream = _client(server, per_page=10, page_ceiling=5).iter_pages()
+
+    with pytest.raises(OctopushResponseError) as raised:
+        list(stream)
+
+    assert "served 5 pages without an end, up to page 6" in str(raised.value)
+    assert "page_ceiling=5" in str(raised.value)
+    assert server.requests == 6
+
+
+def test_a_value_nested_beyond_what_parquet_takes_lands_as_json_text(
+    hostile, make_pipeline, caplog
+):
+    deep: Any = "bottom"
+    for _ in range(60):
+        deep = {"in": deep}
+    rows = ConversationStore.generate(30, seed=2).snapshot()
+    rows[7] = rows[7] | {"audit": deep}
+    server = hostile(_pages_of(rows, 100))
+    pipeline = make_pipeline("octopush_deep")
+    source = octopush_source(
+        api_login="me@example.com",
+        api_key="hostile-test-key",
+        base_url=server.base_url,
+        resources=["conversations"],
+    )
+
+    with caplog.at_level(logging.WARNING):
+        pipeline.run(source)
+
+    with pipeline.sql_client() as client:
+        loaded = client.execute_sql(
+            "SELECT conversation_id, audit FROM conversations WHERE audit IS NOT NULL"
+        )
+    assert loaded == [(rows[7]["conversation_id"], orjson.dumps(deep).decode())]
+    assert "page 1, item 7: field 'audit' is nested more than 32 levels deep" in caplog.text
+
+
+@pytest.mark.parametrize(("extra", "refused"), [(10, False), (11, True)])
+def test_an_answer_of_more_messages_than_the_count_allows_is_refused_by_the_count_alone(
+    hostile, extra, refused
+):
+    phone = "+33612345678"
+    messages = [
+        {"message_id": f"m{n}", "text": "hi", "user_identifiers": {"phone_number": phone}}
+        for n in range(5 + extra)
+    ]
+    server = hostile(_pages_of(messages, 100))
+    parent = MessageParent(conversation_id="c1", phone_number=phone, number_of_messages=5)
+
+    result = read_conversation(_client(server), parent)
+
+    assert (result.error is not None) is refused
+    assert len(result.messages) == (0 if refused else 5 + extra)
+
+
+def test_adjacent_rows_sharing_a_moment_are_not_disorder_within_or_across_pages(hostile):
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rows = _dated(ConversationStore.generate(300, seed=4).snapshot(), start + timedelta(hours=3))
+    for first, second in [(10, 11), (99, 100)]:  # inside page 1, and across pages 1 and 2
+        rows[second]["last_message_at"] = rows[first]["last_message_at"]
+    server = hostile(_pages_of(rows, 100))
+    guard = ReadGuard(start=start + timedelta(hours=2))
+    stream = _client(server).iter_pages(stop_when=guard.should_stop)
+
+    kept = [row for page in stream for row in guard.keep(page)]
+
+    assert not guard.disorder_seen
+    assert len(kept) == 61  # the hour of rows from three hours down to two, stopped early
+    assert stream.report.stop_reason is StopReason.CAUGHT_UP
