@@ -42,7 +42,7 @@ def test_postgres_full_then_incremental_load_of_both_tables_equals_the_sandbox(
 
     assert first.new == 1500
     assert (second.new, second.updated) == (4, 6)
-    assert len(list_requests(sandbox)) == 1
+    assert len(list_requests(sandbox)) == 2  # and the next page, proving the order across the stop
     assert second.messages is not None
     # One request a conversation read, and one a conversation waiting for delivery receipts.
     assert len(message_requests(sandbox)) == (
