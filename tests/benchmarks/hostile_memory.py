@@ -119,7 +119,10 @@ def child(base_url: str, workdir: Path) -> None:
 # these rows. The second run shows the read's own figure, with the writer told to hold fewer.
 WRITER_VARIANTS = {
     "dlt's default writer buffer": {},
-    "buffer_max_items=100": {"EXTRACT__DATA_WRITER__BUFFER_MAX_ITEMS": "100"},
+    "buffer_max_items=100": {
+        "DATA_WRITER__BUFFER_MAX_ITEMS": "100",
+        "EXTRACT__DATA_WRITER__BUFFER_MAX_ITEMS": "100",
+    },
 }
 
 
