@@ -287,7 +287,7 @@ def test_the_task_log_closes_with_the_new_updated_unchanged_split(
 
     log = "".join(capfd.readouterr())
     assert (summary["new"], summary["updated"]) == (5, 3)
-    assert (
+    assert (  # page 2 proves the order across page 1
         f"Loaded {summary['conversations_loaded']} conversations (new 5, updated 3, "
-        f"re-read unchanged {summary['unchanged']}, future-dated 0) from 1 pages"
+        f"re-read unchanged {summary['unchanged']}, future-dated 0) from 2 pages"
     ) in log
