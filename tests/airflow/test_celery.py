@@ -146,9 +146,10 @@ def test_runs_execute_on_both_workers_and_continue_on_the_other(runs: list[Run])
 def test_each_run_after_the_first_is_incremental(runs: list[Run]) -> None:
     first, second, third = (run.summary for run in runs)
     assert (first["new"], first["conversations_loaded"]) == (300, 300)
-    assert (second["new"], second["updated"], second["pages"]) == (5, 3, 1)
-    assert (third["new"], third["updated"], third["pages"]) == (0, 0, 1)
-    assert [run.pages_requested for run in runs[1:]] == [[1], [1]]
+    # Page 1 reaches the cursor; page 2 proves the order across it.
+    assert (second["new"], second["updated"], second["pages"]) == (5, 3, 2)
+    assert (third["new"], third["updated"], third["pages"]) == (0, 0, 2)
+    assert [run.pages_requested for run in runs[1:]] == [[1, 2], [1, 2]]
 
 
 def test_the_table_equals_the_sandbox_and_the_workers_kept_nothing(
