@@ -33,6 +33,10 @@ _GOOGLE_PREFIX = "extra__google_cloud_platform__"
 # Google connection settings that change who we authenticate as; dlt can't honour them, and
 # silently loading as someone else would be worse than refusing.
 _GOOGLE_UNSUPPORTED = ("key_secret_name", "credential_config_file", "impersonation_chain")
+# What an anonymous connection sends as its bearer token. dlt takes no anonymous Google
+# credentials, but it does take an access token; a BigQuery emulator ignores it, and Google
+# refuses it as it would refuse no token at all.
+ANONYMOUS_TOKEN = "anonymous"
 
 
 def _where(connection: Connection) -> str:
@@ -64,8 +68,30 @@ def _google_extra(extras: Mapping[str, Any], name: str) -> Any:
     return extras.get(name) or extras.get(_GOOGLE_PREFIX + name)
 
 
+def _is_true(value: Any) -> bool:
+    """A boolean extra, as the form saves it (``True``) or as JSON written by hand (``"true"``)."""
+    return value is True or str(value).strip().lower() == "true"
+
+
+def _anonymous_bigquery(connection: Connection, project: Any) -> dict[str, Any]:
+    """No key and no real token: for a BigQuery emulator named by ``BIGQUERY_EMULATOR_HOST``."""
+    # google-auth comes with the [bigquery] extra, which only BigQuery loads need.
+    from google.oauth2.credentials import Credentials  # noqa: PLC0415
+
+    if not project:
+        raise OctopushConfigError(
+            f"{_where(connection)} uses anonymous credentials, which name no project: set its "
+            "extra 'project'"
+        )
+    return {"credentials": Credentials(token=ANONYMOUS_TOKEN), "project_id": project}
+
+
 def _bigquery(connection: Connection) -> dict[str, Any]:
     extras = connection.extra_dejson
+    project = _google_extra(extras, "project")
+    # The Google provider's switch "Anonymous credentials (ignores all other settings)".
+    if _is_true(_google_extra(extras, "is_anonymous")):
+        return _anonymous_bigquery(connection, project)
     unsupported = [name for name in _GOOGLE_UNSUPPORTED if _google_extra(extras, name)]
     if unsupported:
         raise OctopushConfigError(
@@ -94,7 +120,6 @@ def _bigquery(connection: Connection) -> dict[str, Any]:
                 f"extra 'key_path' of {_where(connection)} must name a readable JSON key file: "
                 f"{type(error).__name__}"
             ) from None
-    project = _google_extra(extras, "project")
     if project:
         options["project_id"] = project
     return options

@@ -68,6 +68,30 @@ def test_google_connection_with_a_key_path_in_the_old_extra_form(tmp_path: Path)
     assert config.credentials.project_id == "key-project"
 
 
+@pytest.mark.parametrize("switch", [True, "true"], ids=["form", "hand-written JSON"])
+def test_anonymous_google_connection_sends_no_key_to_its_project(switch: Any) -> None:
+    # The Google provider's "Anonymous credentials" switch, for a local emulator; the key the
+    # connection also holds is ignored, as the Google provider ignores it.
+    connection = google_connection(
+        is_anonymous=switch, project="emulated", keyfile_dict=json.dumps(SERVICE_ACCOUNT)
+    )
+
+    config = resolved(build_destination("bigquery", dataset_name="octopush", connection=connection))
+
+    assert config.project_id == "emulated"
+    native = config.credentials.to_native_credentials()
+    assert type(native).__name__ == "Credentials"
+    assert native.token == "anonymous"
+    assert not hasattr(native, "service_account_email")
+
+
+def test_anonymous_google_connection_without_a_project_is_refused() -> None:
+    connection = google_connection(is_anonymous=True)
+
+    with pytest.raises(OctopushConfigError, match="extra 'project'"):
+        build_destination("bigquery", dataset_name="octopush", connection=connection)
+
+
 def test_google_connection_that_impersonates_is_refused() -> None:
     connection = google_connection(impersonation_chain="someone@example.iam.gserviceaccount.com")
 
