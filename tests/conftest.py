@@ -21,6 +21,7 @@ from octopush_provider.sandbox import (
     ConversationStore,
     SandboxServer,
 )
+from tests.bigquery_emulator import LOAD_ENVIRONMENT, BigQueryEmulator, running_emulator
 from tests.helpers import POSTGRES_URL
 from tests.hostile import Handler, HostileServer
 
@@ -116,3 +117,44 @@ def hostile() -> Iterator[Callable[[Callable[[Handler], None]], HostileServer]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator() -> Iterator[BigQueryEmulator]:
+    """One local BigQuery for the session (see tests/bigquery_emulator.py); tests share it."""
+    with running_emulator() as emulator:
+        yield emulator
+
+
+def _point_google_at(emulator: BigQueryEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulator.url)
+    for name, value in LOAD_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def emulated_bigquery(
+    bigquery_emulator: BigQueryEmulator, monkeypatch: pytest.MonkeyPatch
+) -> BigQueryEmulator:
+    """The session's emulator, with this test's environment pointing Google's client at it."""
+    _point_google_at(bigquery_emulator, monkeypatch)
+    return bigquery_emulator
+
+
+@pytest.fixture
+def fresh_bigquery(monkeypatch: pytest.MonkeyPatch) -> Iterator[BigQueryEmulator]:
+    """An emulator of this test's own, for the loads that leave it unusable to the next test.
+
+    A dlt transaction (a BigQuery session: ``BEGIN TRANSACTION``, then ``COMMIT TRANSACTION;
+    CALL BQ.ABORT_SESSION()``) leaves bqemulator 1.4.0's DuckDB connection in an aborted
+    transaction: every later request fails. Deletions run in one such transaction.
+    """
+    with running_emulator() as emulator:
+        _point_google_at(emulator, monkeypatch)
+        yield emulator
+
+
+@pytest.fixture
+def bigquery_dataset() -> str:
+    """A dataset name of its own in the emulator's project (the emulator dies with the session)."""
+    return f"octopush_{uuid.uuid4().hex[:8]}"

@@ -42,7 +42,8 @@ def loaded_table(pipeline: dlt.Pipeline) -> dict[str, tuple[datetime, int]]:
     """The conversations table as loaded, keyed like :func:`expected_table`; no duplicates."""
     with pipeline.sql_client() as client:
         rows = client.execute_sql(
-            "SELECT conversation_id, last_message_at, number_of_messages FROM conversations"
+            "SELECT conversation_id, last_message_at, number_of_messages "
+            f"FROM {client.make_qualified_table_name('conversations')}"
         )
     table = {cid: (moment.astimezone(UTC), count) for cid, moment, count in rows}
     assert len(table) == len(rows), "a conversation was loaded twice"
@@ -106,7 +107,8 @@ def loaded_messages(pipeline: dlt.Pipeline) -> dict[str, Message]:
     """The messages table as loaded, keyed like :func:`expected_messages`; no duplicates."""
     with pipeline.sql_client() as client:
         rows = client.execute_sql(
-            "SELECT message_id, conversation_id, delivery_status, text, created_at FROM messages"
+            "SELECT message_id, conversation_id, delivery_status, text, created_at "
+            f"FROM {client.make_qualified_table_name('messages')}"
         )
     table = {mid: (cid, status, text, at.astimezone(UTC)) for mid, cid, status, text, at in rows}
     assert len(table) == len(rows), "a message was loaded twice"
