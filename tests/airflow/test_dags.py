@@ -30,6 +30,7 @@ from tests.airflow.support import (
     return_value,
     run_dag,
 )
+from tests.bigquery_emulator import BigQueryEmulator
 from tests.helpers import (
     expected_messages,
     expected_table,
@@ -124,6 +125,35 @@ def test_postgres_dag_loads_everything_then_only_the_changes(
         sandbox,
         dlt.destinations.postgres(POSTGRES_URL),
         dataset=postgres_dataset,
+        workdir=tmp_path,
+    )
+
+
+def test_bigquery_dag_loads_everything_then_only_the_changes(
+    sandbox: SandboxServer,
+    point_octopush_at: Callable[[SandboxServer], None],
+    set_connection: Callable[..., None],
+    emulated_bigquery: BigQueryEmulator,
+    bigquery_dataset: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # A local emulator in place of BigQuery (tests/bigquery_emulator.py), reached the way a user
+    # would point the DAG at one: the Google connection's anonymous switch and its project, and
+    # BIGQUERY_EMULATOR_HOST in the workers' environment.
+    point_octopush_at(sandbox)
+    set_connection(
+        "google_cloud_default",
+        conn_type="google_cloud_platform",
+        extra={"is_anonymous": True, "project": emulated_bigquery.project},
+    )
+    monkeypatch.setenv("OCTOPUSH_DATASET", bigquery_dataset)
+
+    check_two_runs(
+        "octopush_conversations_to_bigquery",
+        sandbox,
+        emulated_bigquery.destination(),
+        dataset=bigquery_dataset,
         workdir=tmp_path,
     )
 
