@@ -9,6 +9,7 @@ the product:
   here; without it only GEOGRAPHY is lost, which no table of ours has, so the load is skipped;
 - it does not gunzip uploaded load files: dlt's compression of its jsonl files (dlt's own
   tables, such as the pipeline state) must be off (``DATA_WRITER__DISABLE_COMPRESSION``);
+- it uses numpy without declaring it; numpy comes here with dlt's ``bigquery`` extra (pandas);
 - it runs in a process of its own, so that its DuckDB, gRPC and web server threads neither
   share the tests' interpreter nor outlive it.
 
