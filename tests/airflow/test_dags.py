@@ -129,6 +129,7 @@ def test_postgres_dag_loads_everything_then_only_the_changes(
     )
 
 
+@pytest.mark.bigquery
 def test_bigquery_dag_loads_everything_then_only_the_changes(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
