@@ -1,15 +1,19 @@
 """A local BigQuery for the tests: bqemulator (BigQuery's REST API over DuckDB) in a subprocess.
 
 The tests start it themselves; nothing reaches Google and no credential is needed. Clients find
-it the way Google's own client looks for an emulator, through ``BIGQUERY_EMULATOR_HOST``, and
-authenticate anonymously. What the emulator needs that real BigQuery does not lives here, not in
-the product:
+it the way Google's own client looks for an emulator, through ``BIGQUERY_EMULATOR_HOST``, with a
+placeholder token. What bqemulator 1.4.0 needs that real BigQuery does not lives in the tests,
+not in the product:
 
 - it loads DuckDB's ``spatial`` extension at start, which would be downloaded and cannot be
-  here; without it only GEOGRAPHY is lost, which no table of ours has, so the load is skipped;
+  here; without it only GEOGRAPHY is lost, which no table of ours has, so that step is skipped;
 - it does not gunzip uploaded load files: dlt's compression of its jsonl files (dlt's own
   tables, such as the pipeline state) must be off (``DATA_WRITER__DISABLE_COMPRESSION``);
 - it uses numpy without declaring it; numpy comes here with dlt's ``bigquery`` extra (pandas);
+- it cannot add several columns in one ``ALTER TABLE``: dlt is told to add them one by one;
+- it resolves no table name against the default dataset: the tests' queries qualify names;
+- after a dlt transaction (a BigQuery session) its database refuses every later request: the
+  tests that detect deletions each start an emulator of their own (``fresh_bigquery``);
 - it runs in a process of its own, so that its DuckDB, gRPC and web server threads neither
   share the tests' interpreter nor outlive it.
 
