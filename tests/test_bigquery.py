@@ -102,7 +102,7 @@ def test_first_load_and_merge_land_what_duckdb_holds(
 def test_a_fresh_pipeline_folder_continues_from_the_state_kept_in_bigquery(
     emulated_bigquery, bigquery_dataset, make_sandbox, tmp_path
 ):
-    sandbox = make_sandbox(conversations=150)
+    sandbox = make_sandbox(conversations=250)
     run_load(
         bigquery_pipeline(emulated_bigquery, bigquery_dataset, tmp_path / "first-worker"),
         sandbox_source(sandbox),
@@ -114,7 +114,8 @@ def test_a_fresh_pipeline_folder_continues_from_the_state_kept_in_bigquery(
     summary = run_load(fresh, sandbox_source(sandbox))
 
     assert (summary.new, summary.updated) == (3, 0)
-    assert [record.page for record in list_requests(sandbox)] == [1]
+    # Page 1, and the next one, proving the order across the stop: the cursor came back.
+    assert [record.page for record in list_requests(sandbox)] == [1, 2]
     assert loaded_table(fresh) == expected_table(sandbox.store)
     assert loaded_messages(fresh) == expected_messages(sandbox.store)
 
