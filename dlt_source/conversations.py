@@ -38,6 +38,7 @@ from octopush_dlt.deletions import (
 from octopush_dlt.entry_points import plan_run
 from octopush_dlt.first_load import table_is_absent
 from octopush_dlt.privacy import PrivacyPolicy
+from octopush_dlt.progress import Progress
 from octopush_dlt.reading import ReadGuard
 from octopush_dlt.settings import (
     CURSOR_COLUMN,
@@ -159,10 +160,11 @@ def _conversations(
     appendable = not (plan.with_messages or plan.replace)
     may_append = (lambda: table_is_absent(TABLE_NAME)) if appendable else (lambda: False)
     listed_at = datetime.now(UTC)
+    should_stop = Progress("list", unit="conversations").counting_pages(guard.should_stop)
     tables: Iterable[pa.Table | None]
     if slicing and slice_size:
         # A slice picks rows from the whole list: they are parsed, not tabulated.
-        stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+        stream = client.iter_pages(stop_when=should_stop, max_pages=max_pages)
         backfill = Backfill.from_state(saved) if saved else Backfill()
         rows = read_slice(stream, guard, backfill, size=slice_size)
         tables = (
@@ -174,7 +176,7 @@ def _conversations(
             _say_slice_ended_short(backfill, under_runner=plan.under_runner)
     elif deletions is not None:
         # A deletion check reads parsed rows: it adds the rows moving data hid from the list.
-        stream = client.iter_pages(stop_when=guard.should_stop, max_pages=max_pages)
+        stream = client.iter_pages(stop_when=should_stop, max_pages=max_pages)
         tables = (
             _rows_table(
                 [row for rows in batch for row in rows],
@@ -185,9 +187,7 @@ def _conversations(
             for batch in batches(_full_read(stream, client, max_pages), rows=len)
         )
     else:
-        stream = client.iter_pages(
-            stop_when=guard.should_stop, max_pages=max_pages, tabulate=fast_table
-        )
+        stream = client.iter_pages(stop_when=should_stop, max_pages=max_pages, tabulate=fast_table)
         tables = (
             _table(batch, guard, coerced=coerced, extra_types=extra_types)
             for batch in batches(

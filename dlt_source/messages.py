@@ -29,6 +29,7 @@ from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
 from octopush_dlt.entry_points import write_disposition
 from octopush_dlt.instants import from_micros, table_cursor_micros
 from octopush_dlt.privacy import PrivacyPolicy
+from octopush_dlt.progress import Progress
 from octopush_dlt.receipts import ReceiptFigures, ReceiptPolicy, ReceiptTracker
 from octopush_dlt.settings import (
     BATCH_ROWS,
@@ -165,6 +166,7 @@ class _Reader:
         self._fresh_read = self._fresh_kept = 0
         self._retrying: set[str] = set()
         self._replacing = False
+        self._progress = Progress("messages", unit="conversations")
 
     def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
@@ -195,7 +197,9 @@ class _Reader:
         # Every changed conversation is read by then: now those waiting for receipts.
         again = self._add_waiting(receipts, parents) if last_batch else set()
         rows: list[dict[str, Any]] = []
+        self._progress.expect(len(parents))
         for result in self._client.read_messages(parents):
+            self._progress.add(requests=result.requests)
             cid = result.parent.conversation_id
             self._figures.conversations += 1
             self._read.append(cid)
@@ -230,6 +234,7 @@ class _Reader:
         self._retrying = set()
         self._started = datetime.now(UTC)
         self._read = _read_ids(load_id)
+        self._progress = Progress("messages", unit="conversations")
         # Extra fields keep the type they took first: in the destination, or in this run.
         table = dlt.current.source_schema().tables.get(MESSAGES.name, {})
         self._extra_types = ExtraTypes(table.get("columns"))

@@ -28,6 +28,7 @@ from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.destinations import duckdb_held_open
 from octopush_dlt.entry_points import runner_driving
 from octopush_dlt.messages import conversations_read
+from octopush_dlt.progress import duration, estimate
 from octopush_dlt.receipts import ReceiptFigures
 from octopush_dlt.settings import (
     MAX_SLICES,
@@ -56,6 +57,17 @@ _SUMMED = (
 )
 _MESSAGES_SUMMED = ("conversations", "messages", "requests")
 _CHECK_CHUNK = 1000  # ids per consistency query: bounded statements, few round trips
+# Where the words of the summary are explained, each under its own heading.
+TERMS = "docs/summary.md"
+
+
+def _term(anchor: str) -> str:
+    return f"({TERMS}#{anchor})"
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    """``1 page``, ``50 pages``."""
+    return f"{number} {word if number == 1 else plural or word + 's'}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,15 +83,24 @@ class MessagesSummary:
     receipts: ReceiptFigures = field(default_factory=ReceiptFigures)
 
     def lines(self) -> list[str]:
-        return [
-            f"  messages: loaded {self.messages_loaded} messages of {self.conversations_read} "
-            f"conversations into {self.table} with {self.requests} requests; "
-            f"{self.kept_apart} conversations kept apart (their answer was not theirs; "
-            "retried next run)",
-            f"  tables agree: {self.disagreeing} of the {self.conversations_read} conversations "
-            "read have a number_of_messages that differs from their rows in messages",
-            self.receipts.line(),
+        lines = [
+            f"  messages: {self.messages_loaded} from "
+            f"{_count(self.conversations_read, 'conversation')} "
+            f"({_count(self.requests, 'request')})"
         ]
+        if self.kept_apart:
+            lines.append(
+                f"  kept apart: {_count(self.kept_apart, 'conversation')}, read again next run "
+                f"{_term('kept-apart')}"
+            )
+        if self.disagreeing:
+            lines.append(
+                f"  tables disagree on {_count(self.disagreeing, 'conversation')} "
+                f"{_term('disagree')}"
+            )
+        if self.receipts != ReceiptFigures():  # a line only when receipts were tracked
+            lines.append(self.receipts.line())
+        return lines
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +124,7 @@ class LoadSummary:
     cursor: str | None
     ordering_unreliable: bool
     read_seconds: float
+    duration_seconds: float
     slices: int = 1
     messages: MessagesSummary | None = None
     deletions: dict[str, Any] | None = None
@@ -115,30 +137,44 @@ class LoadSummary:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"conversations_loaded": self.conversations_loaded}
 
+    @property
+    def nothing_new(self) -> bool:
+        """Whether no conversation changed since the cursor and none was marked deleted (those
+        re-read at the cursor, and their messages, are written again as they were)."""
+        return self.new + self.updated + self.future == 0 and not (
+            self.deletions and self.deletions["marked"]
+        )
+
     def lines(self) -> list[str]:
-        """A human summary, one fact a line."""
-        lines = [
-            f"loaded {self.conversations_loaded} conversations into "
-            f"{self.destination}:{self.dataset_name}.{self.table} (load id {self.load_id})",
-            f"  new {self.new}, updated {self.updated}, re-read unchanged {self.unchanged}"
+        """A summary a person reads at a glance: short lines, one fact each; the words of ours
+        point at their explanation (:data:`TERMS`)."""
+        where = f"{self.destination}:{self.dataset_name}"
+        took = duration(self.duration_seconds)
+        if self.nothing_new:
+            lines = [f"nothing new since {self.cursor} in {where} (checked in {took})"]
+        else:
+            lines = [f"loaded into {where} in {took} (load id {self.load_id})"]
+        future = f", {self.future} future-dated" if self.future else ""
+        lines += [
+            f"  conversations: {self.new} new, {self.updated} updated, {self.unchanged} "
+            f"unchanged{future} {_term('conversations')}",
+            f"  list: {_count(self.pages, 'page')}, {_count(self.requests, 'request')}, "
+            f"{_count(self.retries, 'retry', 'retries')}; "
+            f"stopped: {self.stop_reason}{'; re-read in order' if self.reread else ''} "
+            f"{_term('list')}",
+        ]
+        lines += self.messages.lines() if self.messages else []
+        lines.append(
+            f"  cursor: {self.cursor}"
             + (
-                f", {self.future} with a last_message_at in the future (not the cursor)"
-                if self.future
-                else ""
-            ),
-            f"  read {self.pages} pages with {self.requests} requests ({self.retries} retries) "
-            f"in {self.read_seconds:.1f}s; stopped: {self.stop_reason}"
-            + ("; re-read in order after the data moved" if self.reread else ""),
-            f"  cursor (last_message_at, UTC): {self.cursor}"
-            + (
-                "; ordering unreliable, every run reads all pages"
+                f"; ordering unreliable {_term('ordering-unreliable')}"
                 if self.ordering_unreliable
                 else ""
-            ),
-        ]
+            )
+        )
         if self.slices > 1:
-            lines.append(f"  first load committed in {self.slices} slices")
-        return lines + (self.messages.lines() if self.messages else []) + self._deletion_lines()
+            lines.append(f"  first load: {self.slices} slices {_term('slices')}")
+        return lines + self._deletion_lines()
 
     def _deletion_lines(self) -> list[str]:
         if self.deletions is None:
@@ -146,8 +182,8 @@ class LoadSummary:
         found = self.deletions
         verb = "removed" if found["mode"] == "hard" else "flagged deleted"
         return [
-            f"  deletions: {found['seen']} of {found['held']} conversations still listed; "
-            f"{found['marked']} {verb} at {found['deleted_at']}"
+            f"  deletions: {found['marked']} {verb}; {found['seen']} of {found['held']} "
+            f"still listed {_term('deletions')}"
         ]
 
 
@@ -261,12 +297,16 @@ class _Agreement:
 
 def _slice_progress(backfill: dict[str, Any], slices: int, started: float) -> None:
     elapsed = time.monotonic() - started
+    done, known = backfill["done"], backfill["known"]
+    rate = done / elapsed if elapsed else 0.0
     logger.info(
-        "Octopush first load, slice %d committed: %d of %d conversations known done (%.0f/s)",
+        "Octopush first load: slice %d committed, %s of %s conversations in %s, %.0f/s%s",
         slices,
-        backfill["done"],
-        backfill["known"],
-        backfill["done"] / elapsed if elapsed else 0.0,
+        f"{done:,}",
+        f"{known:,}",
+        duration(elapsed),
+        rate,
+        estimate(done=done, due=known, rate=rate),
     )
 
 
@@ -381,6 +421,7 @@ def _run_held(pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool) 
         cursor=cursor.isoformat() if cursor else None,
         ordering_unreliable=state.get("ordering_unreliable", False),
         read_seconds=totals["elapsed_seconds"],
+        duration_seconds=round(time.monotonic() - started, 3),
         slices=slices,
         messages=messages,
         deletions=found,

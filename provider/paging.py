@@ -49,7 +49,6 @@ __all__ = ["Page", "PageStream", "PagingReport", "StopCondition", "StopReason"]
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_EVERY_SECONDS = 10.0
 # Pages a worker may fetch beyond what the reader has taken: enough to ride out the reader's
 # pauses, few enough that memory does not depend on the size of the account.
 PAGES_AHEAD_PER_WORKER = 4
@@ -139,7 +138,6 @@ class PageStream:
         self._new = 0
         self._again = 0
         self._page_size = 0
-        self._last_progress = time.monotonic()
         self.report = PagingReport()
 
     def __iter__(self) -> Iterator[list[Conversation]]:
@@ -282,7 +280,6 @@ class PageStream:
             )
         self.report.pages += 1
         self.report.conversations += len(page.conversations)
-        self._log_progress()
         return page
 
     def _check_progress(self, page: Page) -> None:
@@ -317,16 +314,3 @@ class PageStream:
             )
             return True
         return False
-
-    def _log_progress(self) -> None:
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
-            self._last_progress = now
-            elapsed = now - self.report.started_at
-            logger.info(
-                "Octopush read in progress: %d pages, %d conversations (%.0f/s), %d retries",
-                self.report.pages,
-                self.report.conversations,
-                self.report.conversations / elapsed if elapsed else 0.0,
-                self.report.retries,
-            )

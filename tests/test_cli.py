@@ -68,7 +68,8 @@ def test_demo_loads_the_sandbox_into_duckdb_and_dlt_can_inspect_it(tmp_path):
     result = _load(tmp_path, env, "--demo", "--demo-conversations", "300")
 
     assert result.returncode == 0, result.stderr
-    assert "loaded 300 conversations into duckdb:octopush.conversations" in result.stdout
+    assert "loaded into duckdb:octopush in " in result.stdout
+    assert "  conversations: 300 new, 0 updated, 0 unchanged" in result.stdout
     assert "Octopush read ended (empty_page)" in result.stderr
     assert len(_table(tmp_path)) == 300
     (advertised,) = re.findall(rf"explore it: dlt pipeline {PIPELINE} (.+)", result.stdout)

@@ -97,7 +97,7 @@ def test_a_future_timestamp_is_loaded_but_never_becomes_the_cursor(
     assert f"{future_id} has last_message_at 2099-01-01T00:00:00+00:00" in log
     assert "12 conversations had a last_message_at in the future" in log
     assert log.count("has last_message_at 209") == 10
-    assert "12 with a last_message_at in the future" in "\n".join(first.lines())
+    assert ", 12 future-dated (docs/summary.md#conversations)" in "\n".join(first.lines())
     assert (second.new, second.future, second.stop_reason) == (150, 12, "caught_up")
     assert set(added) <= set(loaded_table(pipeline))
     assert (third.new, third.updated, third.stop_reason) == (0, 0, "caught_up")

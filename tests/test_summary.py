@@ -1,0 +1,115 @@
+"""The summary of a load, as a data engineer reads it: short lines, plain words, wall time.
+
+Loads run against the sandbox over HTTP into DuckDB; the figures the lines must show are taken
+from the sandbox and the clock, not from the summary itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dlt
+
+from octopush_dlt.runner import TERMS, LoadSummary, MessagesSummary, run_load
+from octopush_provider.sandbox import SandboxServer
+from tests.helpers import sandbox_source
+
+REPO = Path(__file__).resolve().parents[1]
+# What a log viewer shows without cutting the line.
+SHORT = 100
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown page."""
+    return {
+        re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    }
+
+
+def every_line_of_a_summary() -> LoadSummary:
+    """A summary with every optional line: each of our terms appears in it."""
+    return LoadSummary(
+        pipeline_name="octopush_conversations",
+        destination="duckdb",
+        dataset_name="octopush",
+        table="conversations",
+        load_id="1796614461.5031734",
+        new=5000,
+        updated=12,
+        unchanged=3,
+        future=2,
+        pages=50,
+        requests=51,
+        retries=1,
+        reread=True,
+        stop_reason="empty_page",
+        cursor="2026-11-01T10:20:04+00:00",
+        ordering_unreliable=True,
+        read_seconds=4.2,
+        duration_seconds=62.5,
+        slices=4,
+        messages=MessagesSummary(
+            table="messages",
+            conversations_read=5017,
+            messages_loaded=74424,
+            requests=5100,
+            kept_apart=2,
+            disagreeing=1,
+        ),
+        deletions={"mode": "soft", "held": 5017, "seen": 5012, "marked": 5, "deleted_at": "x"},
+    )
+
+
+def test_a_run_with_nothing_new_says_so_and_names_the_cursor(
+    sandbox: SandboxServer, make_pipeline: Callable[..., dlt.Pipeline]
+) -> None:
+    pipeline = make_pipeline()
+    first = run_load(pipeline, sandbox_source(sandbox))
+
+    second = run_load(pipeline, sandbox_source(sandbox))
+
+    assert not first.lines()[0].startswith("nothing new")
+    assert re.fullmatch(
+        rf"nothing new since {re.escape(str(first.cursor))} in duckdb:octopush "
+        r"\(checked in [\d.]+s\)",
+        second.lines()[0],
+    )
+    assert "  conversations: 0 new, 0 updated, 1 unchanged" in "\n".join(second.lines())
+
+
+def test_the_duration_is_the_wall_time_of_the_whole_run(
+    make_sandbox: Callable[..., SandboxServer], make_pipeline: Callable[..., dlt.Pipeline]
+) -> None:
+    sandbox = make_sandbox(latency=0.01)
+    started = time.monotonic()
+
+    summary = run_load(make_pipeline(), sandbox_source(sandbox))
+
+    wall = time.monotonic() - started
+    # Reading is a small part of a run: normalising, loading and checking take the rest.
+    assert summary.read_seconds < summary.duration_seconds <= wall
+    assert summary.duration_seconds > 0.8 * wall
+    assert f" in {summary.duration_seconds:.1f}s (load id " in summary.lines()[0]
+
+
+def test_summary_lines_are_short_and_each_term_links_to_its_explanation() -> None:
+    lines = every_line_of_a_summary().lines()
+
+    documented = anchors((REPO / TERMS).read_text(encoding="utf-8"))
+    linked = [anchor for line in lines for anchor in re.findall(rf"{TERMS}#([a-z-]+)", line)]
+    assert [line for line in lines if len(line) > SHORT] == []
+    assert set(linked) >= {
+        "conversations",
+        "list",
+        "kept-apart",
+        "disagree",
+        "ordering-unreliable",
+        "slices",
+        "deletions",
+    }
+    assert set(linked) <= documented
+    assert lines[0] == "loaded into duckdb:octopush in 1m 02s (load id 1796614461.5031734)"
