@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from octopush_provider import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
 from octopush_provider.client import OctopushClient
@@ -173,8 +174,29 @@ class OctopushHook(BaseHook):
     @cached_property
     def connection(self) -> Connection:
         """The Airflow connection, looked up once per hook: a secrets backend may be a remote
-        service, and a load reads the connection twice (its hash secret, then its client)."""
-        return self.get_connection(self.octopush_conn_id)
+        service, and a load reads the connection twice (its hash secret, then its client).
+
+        A connection that is missing or of another type is an :class:`OctopushConfigError`
+        saying what to create: no retry can mend it.
+        """
+        conn_id = self.octopush_conn_id
+        try:
+            conn = self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise OctopushConfigError(
+                f"{self.where} does not exist: create it (Admin > Connections, type Octopush, or "
+                f"the environment variable AIRFLOW_CONN_{conn_id.upper()}), or set the "
+                "operator's octopush_conn_id to the one you have",
+                setting="octopush_conn_id",
+            ) from None
+        if conn.conn_type != self.conn_type:
+            raise OctopushConfigError(
+                f"{self.where} is of type {conn.conn_type!r}, not {self.conn_type!r}: "
+                "create an Octopush connection (API login and API key) and set the operator's "
+                "octopush_conn_id to it",
+                setting="octopush_conn_id",
+            )
+        return conn
 
     @cached_property
     def client(self) -> OctopushClient:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import UnknownDestinationModule
 
 from octopush_dlt.destinations import duckdb_credentials
 from octopush_provider.exceptions import OctopushConfigError
@@ -179,6 +180,12 @@ def build_destination(
         settings["credentials"] = duckdb_credentials(
             settings["credentials"], dataset_name=dataset_name
         )
-    factory = Destination.from_reference(destination, **settings)
+    try:
+        factory = Destination.from_reference(destination, **settings)
+    except UnknownDestinationModule:
+        raise OctopushConfigError(
+            f"destination {destination!r} is not a dlt destination: set the operator's "
+            "destination to one dlt knows, e.g. duckdb, postgres or bigquery"
+        ) from None
     assert factory is not None, "only a None reference resolves to None"
     return factory

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Param
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook, as_bool
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Connection, Context
 
     from octopush_provider.client import OctopushClient
     from octopush_provider.operators.lineage import LoadLineage
@@ -222,9 +223,19 @@ class OctopushToDestinationOperator(BaseOperator):
         self.tables = list(resources)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run one incremental load and return its summary."""
+        """Run one incremental load and return its summary.
+
+        A setup error (a connection missing or of the wrong type, a destination dlt does not
+        know, a setting out of bounds) fails the task at once, in one line: no retry mends it.
+        """
         with _without_dlt_airflow_deprecations():
-            return self._load(context)
+            try:
+                return self._load(context)
+            except Exception as error:
+                setup = _setup_error(error)
+                if setup is None:
+                    raise
+                raise AirflowFailException(f"Octopush load not started: {setup}") from None
 
     def _load(self, context: Context) -> dict[str, Any]:
         # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
@@ -240,11 +251,7 @@ class OctopushToDestinationOperator(BaseOperator):
         destination = build_destination(
             self.destination,
             dataset_name=self.dataset_name,
-            connection=(
-                BaseHook.get_connection(self.destination_conn_id)
-                if self.destination_conn_id
-                else None
-            ),
+            connection=_warehouse_connection(self.destination_conn_id, self.destination),
             duckdb_path=self.duckdb_path,
             options=self.destination_options,
         )
@@ -290,46 +297,16 @@ class OctopushToDestinationOperator(BaseOperator):
                 pipelines_dir=pipelines_dir,
             )
             source = octopush_source(client=client, **source_options)
-            summary = run_load(pipeline, source, full_refresh=full_refresh).as_dict()
+            result = run_load(pipeline, source, full_refresh=full_refresh)
             try:
                 urls = {"conversations": client.url, "messages": client.messages_url}
                 endpoints = [urls[table] for table in self.tables]
                 self._lineage = describe_load(pipeline, endpoints=endpoints)
             except Exception:  # lineage is an extra: it must never fail a load that succeeded
                 self.log.warning("Could not describe this load for OpenLineage", exc_info=True)
-        self.log.info(
-            "Loaded %d conversations (new %d, updated %d, re-read unchanged %d, future-dated %d) "
-            "from %d pages; cursor %s; load id %s",
-            summary["conversations_loaded"],
-            summary["new"],
-            summary["updated"],
-            summary["unchanged"],
-            summary["future"],
-            summary["pages"],
-            summary["cursor"],
-            summary["load_id"],
-        )
-        if summary["messages"]:
-            self.log.info(
-                "Loaded %d messages of %d conversations; %d kept apart; %d disagree",
-                summary["messages"]["messages_loaded"],
-                summary["messages"]["conversations_read"],
-                summary["messages"]["kept_apart"],
-                summary["messages"]["disagreeing"],
-            )
-            receipts = summary["messages"]["receipts"]
-            self.log.info(
-                "Delivery receipts: %d statuses moved; %d messages of %d conversations still "
-                "wait; %d aged out; %d dropped over the limit; %d requests to read them again",
-                receipts["statuses_moved"],
-                receipts["waiting_messages"],
-                receipts["waiting_conversations"],
-                receipts["aged_out"],
-                receipts["over_limit"],
-                receipts["requests"],
-            )
-        if summary["deletions"]:
-            self.log.info("Deletion detection: %s", summary["deletions"])
+        for line in result.lines():
+            self.log.info("%s", line)
+        summary = result.as_dict()
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 table = outlet.uri.rsplit("/", 1)[-1]
@@ -357,6 +334,28 @@ class OctopushToDestinationOperator(BaseOperator):
         if self._client is not None:
             self.log.warning("Task killed: cancelling the Octopush read")
             self._client.cancel()
+
+
+def _warehouse_connection(conn_id: str | None, destination: str) -> Connection | None:
+    """The connection holding the warehouse's credentials, if the operator names one."""
+    if not conn_id:
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise OctopushConfigError(
+            f"the warehouse connection {conn_id!r} (destination_conn_id) does not exist: create "
+            f"it with the {destination} credentials (Admin > Connections, or the environment "
+            f"variable AIRFLOW_CONN_{conn_id.upper()})"
+        ) from None
+
+
+def _setup_error(error: BaseException) -> OctopushConfigError | None:
+    """The setup error behind ``error`` (dlt wraps what a source raises), if that is what it is."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, OctopushConfigError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
 
 
 def _flag(name: str, value: bool | str) -> bool:

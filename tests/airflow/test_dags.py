@@ -19,6 +19,7 @@ import dlt
 import psycopg2
 import pytest
 
+from octopush_dlt.progress import duration
 from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import (
@@ -271,7 +272,7 @@ def test_the_dlt_secrets_toml_variable_still_configures_the_destination(
 
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
-    assert "Loaded 250 conversations" in log
+    assert "  conversations: 250 new, 0 updated, 0 unchanged" in log
     with psycopg2.connect(**POSTGRES) as conn, conn.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{postgres_dataset}".conversations')
         assert cursor.fetchone() == (250,)
@@ -300,7 +301,7 @@ def test_a_connection_saved_by_the_form_with_port_0_loads(
     assert return_value(run)["conversations_loaded"] == 250
 
 
-def test_the_task_log_closes_with_the_new_updated_unchanged_split(
+def test_the_task_log_closes_with_a_summary_that_agrees_with_xcom(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
     monkeypatch: pytest.MonkeyPatch,
@@ -317,8 +318,16 @@ def test_the_task_log_closes_with_the_new_updated_unchanged_split(
     summary = return_value(run_dag("octopush_conversations_to_duckdb"))
 
     log = "".join(capfd.readouterr())
+    messages = summary["messages"]
     assert (summary["new"], summary["updated"]) == (5, 3)
-    assert (  # page 2 proves the order across page 1
-        f"Loaded {summary['conversations_loaded']} conversations (new 5, updated 3, "
-        f"re-read unchanged {summary['unchanged']}, future-dated 0) from 2 pages"
-    ) in log
+    for line in (
+        f"loaded into duckdb:octopush in {duration(summary['duration_seconds'])} "
+        f"(load id {summary['load_id']})",
+        f"  conversations: 5 new, 3 updated, {summary['unchanged']} unchanged "
+        "(docs/summary.md#conversations)",
+        f"  list: 2 pages, {summary['requests']} requests",  # page 2 proves the order of 1
+        f"  messages: {messages['messages_loaded']} from {messages['conversations_read']} "
+        f"conversations ({messages['requests']} requests)",
+        f"  cursor: {summary['cursor']}",
+    ):
+        assert line in log
