@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from packaging.version import Version
 
 from octopush_provider.settings import (
     DEFAULT_BASE_URL,
@@ -25,6 +28,26 @@ __version__ = "0.1.0"
 
 INTEGRATION_NAME = "Octopush"
 PORT_LABEL = "Port (enter 0 for the Test button)"
+
+# Airflow 3.3's Test button refuses a stored connection without a port, "Bad Request"
+# (apache/airflow#73298, merged 2026-09-17): Port 0 lets it through. Set the first release with
+# the fix here once one is out; the Port field and the advice then go away.
+PORT_ZERO_SINCE = "3.3.0"
+PORT_ZERO_FIXED_IN: str | None = None
+
+
+def port_zero_needed(airflow_version: str | None = None) -> bool:
+    """Whether Airflow (the installed one by default) needs Port 0 for the Test button."""
+    if airflow_version is None:
+        try:
+            airflow_version = version("apache-airflow")
+        except PackageNotFoundError:  # the dlt side, installed without Airflow
+            return False
+    installed = Version(airflow_version)
+    return installed >= Version(PORT_ZERO_SINCE) and (
+        PORT_ZERO_FIXED_IN is None or installed < Version(PORT_ZERO_FIXED_IN)
+    )
+
 
 # The connection form, declared as data: Airflow >= 3.2 reads it from here without importing the
 # hook (and without wtforms); the hook reads the same bounds to refuse what the form would not let
@@ -105,16 +128,16 @@ CONNECTION_FIELDS: dict[str, Any] = {
     },
 }
 
+# Port is visible only while the Test button needs it (see port_zero_needed): the Base URL
+# holds the port.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema"],
-    # Port stays visible only because Airflow 3.3.2's Test button fails for a stored connection
-    # without one (apache/airflow#73298): 0 is the value that lets it through.
+    "hidden-fields": ["schema"] if port_zero_needed() else ["schema", "port"],
     "relabeling": {
         "login": "API login",
         "password": "API key",
         "host": "Base URL",
-        "port": PORT_LABEL,
-    },
+    }
+    | ({"port": PORT_LABEL} if port_zero_needed() else {}),
     "placeholders": {
         "login": "the e-mail address of your Octopush account",
         "password": "the API key from Octopush's API credentials page",

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from octopush_provider import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR
+from octopush_provider import CONNECTION_FIELDS, UI_FIELD_BEHAVIOUR, port_zero_needed
 from octopush_provider.client import OctopushClient
 from octopush_provider.exceptions import (
     OctopushAuthError,
@@ -95,6 +95,15 @@ _RETIRED_EXTRAS = {
 
 def _of(where: str | None) -> str:
     return f" of {where}" if where else ""
+
+
+def _port_advice(port: int, where: str | None) -> str:
+    """What to do with a Port set on the connection: the Base URL holds the port."""
+    empty = "set Port to 0" if port_zero_needed() else "leave Port empty"
+    return (
+        f"Port{_of(where)} is {port}, but the port is read from the Base URL: "
+        f"write it there (https://host:{port}/...) and {empty}"
+    )
 
 
 def _number(value: float) -> str:
@@ -205,17 +214,14 @@ class OctopushHook(BaseHook):
         self.log.info("Octopush client for %s: %r", self.where, client)
         return client
 
-    def _build_client(self, *, where: str | None) -> OctopushClient:
+    def _build_client(self, *, where: str | None, check_port: bool = True) -> OctopushClient:
         conn = self.connection
         if not conn.login:
             raise OctopushConfigError(f"The API login{_of(where)} is empty: set it")
         if not conn.password:
             raise OctopushConfigError(f"The API key{_of(where)} is empty: set it")
-        if conn.port:
-            raise OctopushConfigError(
-                f"Port{_of(where)} is {conn.port}, but the port is read from the Base URL: "
-                f"write it there (https://host:{conn.port}/...) and set Port to 0"
-            )
+        if conn.port and check_port:
+            raise OctopushConfigError(_port_advice(conn.port, where), setting="port")
         options = client_options(conn.extra_dejson, where=where)
         unknown = sorted(
             conn.extra_dejson.keys() - _EXTRAS.keys() - _RETIRED_EXTRAS.keys() - {HASH_SECRET_EXTRA}
@@ -266,10 +272,18 @@ class OctopushHook(BaseHook):
         The message is written for the person at the form: it names the form's fields, says what
         to fix (the login or key, the key's rights, the Base URL or the network) and never the
         connection id, which Airflow replaces by a temporary one while it tests. It never
-        contains the key.
+        contains the key. A Port, which a load refuses, fails the test without hiding the answer
+        about the credentials: the advice about it follows that answer.
         """
+        ok, message = self._test_credentials()
+        port = self.connection.port
+        if not port:
+            return ok, message
+        return False, f"{message} {_port_advice(port, None)}."
+
+    def _test_credentials(self) -> tuple[bool, str]:
         try:
-            client = self._build_client(where=None)
+            client = self._build_client(where=None, check_port=False)
         except OctopushConfigError as error:
             if error.setting == "allow_insecure_http":
                 return False, (

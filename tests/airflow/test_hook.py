@@ -225,6 +225,33 @@ def test_a_port_is_refused_because_the_base_url_holds_it(
         OctopushHook().get_conn()
 
 
+@pytest.mark.parametrize(
+    ("key", "answer"),
+    [
+        (DEFAULT_API_KEY, "Octopush accepted the API login and API key at {base_url}."),
+        (
+            WRONG_KEY,
+            f"Wrong API login or API key: Octopush refused API login {DEFAULT_API_LOGIN!r} (401).",
+        ),
+    ],
+    ids=["right-key", "wrong-key"],
+)
+def test_the_test_button_answers_about_the_credentials_whatever_the_port(
+    sandbox: SandboxServer, set_connection: Callable[..., None], key: str, answer: str
+) -> None:
+    fields = {"conn_type": "octopush", "login": DEFAULT_API_LOGIN, "password": key}
+    set_connection("octopush_default", host=sandbox.base_url, port=8443, **fields)
+
+    ok, message = OctopushHook().test_connection()
+
+    assert not ok  # a load would refuse the port
+    assert message == (
+        f"{answer.format(base_url=sandbox.base_url)} Port is 8443, but the port is read from the "
+        "Base URL: write it there (https://host:8443/...) and set Port to 0."
+    )
+    assert len(sandbox.requests) == 1
+
+
 def test_plain_http_to_a_remote_host_is_refused(
     octopush_connection: Callable[..., None],
 ) -> None:

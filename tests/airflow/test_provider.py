@@ -6,6 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import metadata, version
+
+import pytest
+from packaging.requirements import Requirement
 
 from octopush_provider import CONNECTION_FIELDS
 from tests.airflow.support import DAGS_FOLDER, start_cli
@@ -115,3 +119,29 @@ def test_every_dag_page_says_what_it_does_its_params_and_where_the_data_lands() 
         for param in dag.params:
             assert f"`{param}`" in doc, (dag_id, param)
         assert "octopush_default" in doc, dag_id
+
+
+def test_the_port_0_advice_follows_the_airflow_bug_and_the_installed_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import octopush_provider  # noqa: PLC0415
+
+    installed = version("apache-airflow")
+    pin = next(
+        requirement
+        for requirement in map(
+            Requirement, metadata("airflow-provider-octopush").get_all("Requires-Dist") or []
+        )
+        if requirement.name == "apache-airflow"
+    )
+
+    # The Airflow our pin installs has the bug (3.3.2, apache/airflow#73298): Port shows, asks
+    # for 0. (When the e2e test of the Test button finds it fixed, set PORT_ZERO_FIXED_IN.)
+    assert installed in pin.specifier
+    assert octopush_provider.port_zero_needed(installed)
+    assert "port" not in octopush_provider.UI_FIELD_BEHAVIOUR["hidden-fields"]
+    monkeypatch.setattr(octopush_provider, "PORT_ZERO_FIXED_IN", "3.3.3")
+    assert [
+        octopush_provider.port_zero_needed(release)
+        for release in ("3.2.2", "3.3.2", "3.3.3", "3.4.0")
+    ] == [False, True, False, False]
