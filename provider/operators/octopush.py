@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import Asset, BaseHook, BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
@@ -39,14 +40,20 @@ __all__ = [
 TABLES = ("conversations", "messages")  # the source's resources, each loading its own table
 
 
-def table_asset(*, destination: str, dataset_name: str, table: str) -> Asset:
+def table_asset(
+    *, destination: str, dataset_name: str, table: str, duckdb_path: str | None = None
+) -> Asset:
     """The Asset of one table a load updates: schedule downstream DAGs on it.
 
-    ``schedule=[table_asset(destination="duckdb", dataset_name="octopush", table="messages")]``
-    runs a DAG after every successful load of that table. The ``x-`` scheme keeps Airflow (and
-    the Postgres or Google providers, if installed) from validating it as a URI of theirs.
+    ``schedule=[table_asset(destination="postgres", dataset_name="octopush", table="messages")]``
+    runs a DAG after every successful load of that table. A DuckDB file is a warehouse of its
+    own, so ``duckdb_path`` (the operator's) is part of the URI:
+    ``x-dlt://duckdb/data/warehouse.duckdb/octopush/messages`` for ``/data/warehouse.duckdb``.
+    The ``x-`` scheme keeps Airflow (and the Postgres or Google providers, if installed) from
+    validating it as a URI of theirs.
     """
-    return Asset(uri=f"x-dlt://{destination}/{dataset_name}/{table}")
+    where = f"{destination}/{quote(duckdb_path.strip('/'))}" if duckdb_path else destination
+    return Asset(uri=f"x-dlt://{where}/{dataset_name}/{table}")
 
 
 # What dlt's own Airflow support (it reads the ``dlt_secrets_toml`` variable) warns about on every
@@ -76,9 +83,16 @@ WEEKLY_DELETE_CHECK = (
 )
 
 
-def conversations_asset(*, destination: str, dataset_name: str) -> Asset:
+def conversations_asset(
+    *, destination: str, dataset_name: str, duckdb_path: str | None = None
+) -> Asset:
     """The Asset of the conversations table: see :func:`table_asset`."""
-    return table_asset(destination=destination, dataset_name=dataset_name, table=TABLES[0])
+    return table_asset(
+        destination=destination,
+        dataset_name=dataset_name,
+        table=TABLES[0],
+        duckdb_path=duckdb_path,
+    )
 
 
 def _table_figures(summary: dict[str, Any], table: str) -> dict[str, Any]:
@@ -86,6 +100,10 @@ def _table_figures(summary: dict[str, Any], table: str) -> dict[str, Any]:
     if table == TABLES[1]:
         return {**(summary.get(table) or {}), "load_id": summary["load_id"]}
     return {name: value for name, value in summary.items() if name != TABLES[1]}
+
+
+# The trigger form marks a param required unless its type allows null; a switch is never empty.
+_OPTIONAL_BOOLEAN = ["boolean", "null"]
 
 
 def full_refresh_param() -> Param:
@@ -96,7 +114,7 @@ def full_refresh_param() -> Param:
     """
     return Param(
         False,
-        type="boolean",
+        type=_OPTIONAL_BOOLEAN,
         title="Full refresh",
         description="Drop the table and the cursor, then load every conversation again.",
     )
@@ -110,7 +128,7 @@ def detect_deletes_param() -> Param:
     """
     return Param(
         False,
-        type="boolean",
+        type=_OPTIONAL_BOOLEAN,
         title="Detect deletions",
         description="Read every page and flag the conversations deleted at the source.",
     )
@@ -196,7 +214,12 @@ class OctopushToDestinationOperator(BaseOperator):
         kwargs.setdefault(
             "outlets",
             [
-                table_asset(destination=destination, dataset_name=dataset_name, table=table)
+                table_asset(
+                    destination=destination,
+                    dataset_name=dataset_name,
+                    table=table,
+                    duckdb_path=duckdb_path if destination == "duckdb" else None,
+                )
                 for table in resources
             ],
         )
@@ -358,8 +381,11 @@ def _setup_error(error: BaseException) -> OctopushConfigError | None:
     return seen
 
 
-def _flag(name: str, value: bool | str) -> bool:
-    """A boolean argument, also from a rendered template (``"True"``, ``"false"``)."""
+def _flag(name: str, value: bool | str | None) -> bool:
+    """A boolean argument, also from a rendered template (``"True"``, ``"false"``); a param
+    left empty (``None``, rendered ``"None"``) is false."""
+    if value in (None, "", "None"):
+        return False
     try:
         return as_bool(value)
     except ValueError:

@@ -24,6 +24,7 @@ from octopush_provider.conversations import to_utc
 from octopush_provider.sandbox import DEFAULT_API_LOGIN, SandboxServer
 from tests.airflow.support import (
     AIRFLOW_BIN,
+    DAGS_FOLDER,
     POSTGRES,
     POSTGRES_URL,
     asset_events,
@@ -50,9 +51,18 @@ def newest_cursor(sandbox: SandboxServer) -> str:
 
 
 def check_two_runs(
-    dag_id: str, sandbox: SandboxServer, destination: Any, *, dataset: str, workdir: Path
+    dag_id: str,
+    sandbox: SandboxServer,
+    destination: Any,
+    *,
+    dataset: str,
+    workdir: Path,
+    warehouse: str | None = None,
 ) -> None:
-    """Run ``dag_id`` twice, changing the sandbox in between, and check what each run left."""
+    """Run ``dag_id`` twice, changing the sandbox in between, and check what each run left.
+
+    ``warehouse`` is how the asset URIs name the warehouse (the destination's name by default).
+    """
     first = run_dag(dag_id)
     assert first.state == "success"
     summary = return_value(first)
@@ -78,13 +88,11 @@ def check_two_runs(
     pipeline = restored_pipeline(destination, dataset_name=dataset, workdir=workdir / "after-2")
     assert loaded_table(pipeline) == expected_table(sandbox.store)
     assert loaded_messages(pipeline) == expected_messages(sandbox.store)
-    destination_name = destination.destination_name
+    prefix = f"x-dlt://{warehouse or destination.destination_name}/{dataset}"
     events = dict(asset_events(second))
-    assert events.keys() == {
-        f"x-dlt://{destination_name}/{dataset}/{table}" for table in ("conversations", "messages")
-    }
-    assert events[f"x-dlt://{destination_name}/{dataset}/conversations"]["new"] == 5
-    assert events[f"x-dlt://{destination_name}/{dataset}/messages"] == {
+    assert events.keys() == {f"{prefix}/{table}" for table in ("conversations", "messages")}
+    assert events[f"{prefix}/conversations"]["new"] == 5
+    assert events[f"{prefix}/messages"] == {
         **summary["messages"],
         "load_id": summary["load_id"],
     }
@@ -107,6 +115,8 @@ def test_duckdb_dag_loads_everything_then_only_the_changes(
         dlt.destinations.duckdb(str(duckdb_file)),
         dataset="octopush",
         workdir=tmp_path,
+        # Two DuckDB files are two warehouses: the file is part of the asset.
+        warehouse=f"duckdb{duckdb_file}",
     )
 
 
@@ -209,6 +219,38 @@ def test_api_key_is_masked_in_task_logs_and_absent_from_xcom(
     assert redact(f"api-key: {api_key}") == "api-key: ***"
 
 
+def test_the_boolean_params_of_the_example_dags_are_not_marked_required() -> None:
+    from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415
+
+    bag = DagBag(dag_folder=DAGS_FOLDER)
+    booleans = {
+        (dag_id, name): param.schema["type"]
+        for dag_id, dag in bag.dags.items()
+        for name, param in dag.params.items()
+        if "boolean" in param.schema.get("type", ())
+    }
+
+    # Airflow's trigger form marks a param required unless its type allows null.
+    assert booleans.keys() >= {
+        ("octopush_conversations_to_duckdb", "full_refresh"),
+        ("octopush_conversations_to_duckdb", "detect_deletes"),
+    }
+    assert {name: "null" in types for name, types in booleans.items()} == dict.fromkeys(
+        booleans, True
+    )
+
+
+def test_a_triggered_run_with_an_empty_boolean_param_treats_it_as_false(
+    sandbox: SandboxServer, point_octopush_at: Callable[[SandboxServer], None], duckdb_file: Path
+) -> None:
+    point_octopush_at(sandbox)
+
+    run = run_dag("octopush_conversations_to_duckdb", {"full_refresh": None})
+
+    assert run.state == "success"
+    assert return_value(run)["new"] == 250
+
+
 @pytest.mark.parametrize(
     ("resources", "tables"),
     [(None, ["conversations", "messages"]), (["conversations"], ["conversations"])],
@@ -223,6 +265,21 @@ def test_the_operator_updates_one_asset_per_table_it_loads(resources, tables) ->
 
     assert [outlet.uri for outlet in operator.outlets] == [
         f"x-dlt://duckdb/octopush/{table}" for table in tables
+    ]
+
+
+def test_a_duckdb_asset_names_the_file() -> None:
+    from octopush_provider.operators.octopush import (  # noqa: PLC0415
+        OctopushToDestinationOperator,
+    )
+
+    operator = OctopushToDestinationOperator(
+        task_id="load", destination="duckdb", duckdb_path="/data/my warehouse.duckdb"
+    )
+
+    assert [outlet.uri for outlet in operator.outlets] == [
+        f"x-dlt://duckdb/data/my%20warehouse.duckdb/octopush/{table}"
+        for table in ("conversations", "messages")
     ]
 
 
