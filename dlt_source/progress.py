@@ -1,11 +1,12 @@
 """Signs of life during the long phases of a run: a line every few seconds, not every page.
 
-A phase (the pages of the list, the messages of the conversations read, the slices of a first
-load) counts as it goes. A line goes to the log only when :data:`PROGRESS_EVERY_SECONDS` have
-passed since the last one, so a page or a conversation costs one clock read, whatever the size
-of the account; the line says what is done, the rate and, when the end is known, how long is
-left. The counts also go to the collector a dlt user passed as ``dlt.pipeline(progress=...)``
-(``log``, ``tqdm``, ``enlighten``), as counters named ``Octopush ...``.
+A phase (the pages of the list, the messages of the conversations read) counts as it goes; the
+runner tells the slices of a first load, one line each. A line goes to the log only when
+:data:`PROGRESS_EVERY_SECONDS` have passed since the last one, so a page or a conversation costs
+one clock read, whatever the size of the account; the line says what is done, the rate and,
+when the end is known, how long is left. The counts also go to the collector a dlt user passed
+as ``dlt.pipeline(progress=...)`` (``log``, ``tqdm``, ``enlighten``), as counters named
+``Octopush ...``.
 """
 
 from __future__ import annotations
