@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +390,10 @@ def test_the_task_log_closes_with_a_summary_that_agrees_with_xcom(
         f"  cursor: {summary['cursor']}",
     ):
         assert line in log
+    # The duration is the one the log's own clock shows, from the task's first line to its last.
+    moments = {
+        found[2]: datetime.fromisoformat(found[1])
+        for found in re.finditer(r"^(\S+) \[info\s*\] (Loading|loaded) ", log, re.MULTILINE)
+    }
+    span = (moments["loaded"] - moments["Loading"]).total_seconds()
+    assert span <= summary["duration_seconds"] < span + 1
