@@ -240,6 +240,9 @@ def deploy(
             "AIRFLOW__API__BASE_URL": api_url,
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            # The log of a running task is served by the scheduler's log server: on a port of
+            # its own, not 8793, which another deployment on this machine may hold.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             # Only the runs we trigger: no scheduled run competing for the DuckDB file.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW_CONN_OCTOPUSH_DEFAULT": json.dumps(

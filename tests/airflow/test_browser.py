@@ -35,6 +35,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "build" / "browser-test"
 DOCUMENTATION_URL = "https://github.com/octopush-connector/airflow-provider-octopush#readme"
 UI_TIMEOUT_MS = 30_000
+# Each sandbox request of the triggered load takes this long: 300 conversations' messages, 12
+# at a time, take 6 s or more, long enough for progress lines to show while the task runs.
+WATCHED_LATENCY = 0.25
+PROGRESS_LINE = re.compile(r"Octopush messages: \d+ of 300 conversations .* left")
 
 
 class Visit:
@@ -120,6 +124,16 @@ def press_test(visit: Visit, deployment: Deployment, connection_id: str) -> str:
     return " ".join(toast.inner_text().split())
 
 
+def log_shows(page: Page, pattern: re.Pattern[str]) -> bool:
+    """Whether the task log page, loaded afresh, shows a line matching ``pattern``, once the log
+    has come (the page loads it after itself)."""
+    page.reload()
+    expect(page.get_by_text("Loading Octopush conversations").first).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    return page.get_by_text(pattern).count() > 0
+
+
 def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, visit: Visit) -> None:
     page = visit.page
     page.goto(f"{deployment.api_url}/connections")
@@ -136,6 +150,7 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
     unreachable = f"http://127.0.0.1:{free_port()}/v1/public"
     save_from_the_form(deployment, "octopush_unreachable", port=0, host=unreachable)
     save_from_the_form(deployment, "octopush_portless")
+    save_from_the_form(deployment, "octopush_port_8443", port=8443)
     sandbox = deployment.sandbox.base_url
 
     assert press_test(visit, deployment, "octopush_form") == (
@@ -159,6 +174,12 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
         "Test Connection Failed Bad Request"
     )
 
+    assert press_test(visit, deployment, "octopush_port_8443") == (
+        f"Test Connection Failed Octopush accepted the API login and API key at {sandbox}. "
+        "Port is 8443, but the port is read from the Base URL: write it there "
+        "(https://host:8443/...) and set Port to 0."
+    )
+
     wait_for(
         "the DAG processor to register the DAG",
         lambda: deployment.answers(f"/api/v2/dags/{DAG_ID}"),
@@ -179,6 +200,7 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
     expect(trigger.get_by_text("Full refresh")).to_be_visible()
     expect(trigger.get_by_text("Drop the table and the cursor, then load every")).to_be_visible()
     visit.step("trigger-dialog")
+    deployment.sandbox.latency = WATCHED_LATENCY
     trigger.get_by_role("button", name="Trigger", exact=True).click()
     runs = wait_for(
         "the triggered run to appear",
@@ -187,17 +209,30 @@ def test_a_person_sets_up_octopush_in_the_airflow_ui(deployment: Deployment, vis
         diagnose=deployment.diagnose,
     )
     run_id = runs[0]["dag_run_id"]
+    page.goto(f"{deployment.api_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{TASK_ID}")
+    wait_for(
+        "a progress line in the log of the running task",
+        lambda: log_shows(page, PROGRESS_LINE),
+        timeout=RUN_TIMEOUT,
+        diagnose=deployment.diagnose,
+    )
+    assert deployment.run_state(DAG_ID, run_id) is None, "the run ended before its log was read"
+    visit.step("task-log-while-running")
     state = wait_for(
         "the triggered run to finish",
         lambda: deployment.run_state(DAG_ID, run_id),
         timeout=RUN_TIMEOUT,
         diagnose=deployment.diagnose,
     )
+    deployment.sandbox.latency = 0.0
     assert state == "success", deployment.diagnose()
-    page.goto(f"{deployment.api_url}/dags/{DAG_ID}/runs/{run_id}/tasks/{TASK_ID}")
-    expect(
-        page.get_by_text(re.compile(r"Loaded 300 conversations \(new 300, .*\) from \d+ pages"))
-    ).to_be_visible()
+    page.reload()
+    for line in (
+        r"loaded into duckdb:octopush in [\dms .]+ \(load id [\d.]+\)",
+        r"conversations: 300 new, 0 updated, 0 unchanged \(docs/summary.md#conversations\)",
+        r"messages: \d+ from 300 conversations \(300 requests\)",
+    ):
+        expect(page.get_by_text(re.compile(line))).to_be_visible()
     assert "deprecated" not in page.locator("body").inner_text()
     visit.step("task-log")
 
