@@ -142,7 +142,7 @@ def test_max_pages_caps_a_run_and_says_so(tmp_path, make_sandbox):
     result = _load(tmp_path, _sandbox_environment(tmp_path, sandbox), "--max-pages", "2")
 
     assert result.returncode == 0, result.stderr
-    assert "read 2 pages" in result.stdout
+    assert "list: 2 pages" in result.stdout
     assert "stopped: max_pages" in result.stdout
     assert "stopped at max_pages=2" in result.stderr
     assert len(_table(tmp_path)) == 200
