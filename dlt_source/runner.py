@@ -151,7 +151,8 @@ class LoadSummary:
         where = f"{self.destination}:{self.dataset_name}"
         took = duration(self.duration_seconds)
         if self.nothing_new:
-            lines = [f"nothing new since {self.cursor} in {where} (checked in {took})"]
+            since = f"since {self.cursor}" if self.cursor else "(no conversation yet)"
+            lines = [f"nothing new {since} in {where} (checked in {took})"]
         else:
             lines = [f"loaded into {where} in {took} (load id {self.load_id})"]
         future = f", {self.future} future-dated" if self.future else ""
@@ -165,7 +166,7 @@ class LoadSummary:
         ]
         lines += self.messages.lines() if self.messages else []
         lines.append(
-            f"  cursor: {self.cursor}"
+            f"  cursor: {self.cursor or 'none yet'}"
             + (
                 f"; ordering unreliable {_term('ordering-unreliable')}"
                 if self.ordering_unreliable

@@ -300,7 +300,7 @@ def test_a_killed_run_advances_nothing_and_the_rerun_is_exact(tmp_path, make_san
     result = _load(tmp_path, env)
 
     assert result.returncode == 0, result.stderr
-    assert "new 3005" in result.stdout
+    assert "3005 new" in result.stdout
     table = _table(tmp_path)
     assert {cid: moment.timestamp() for cid, (moment, _) in table.items()} == {
         cid: moment.timestamp() for cid, (moment, _) in expected_table(sandbox.store).items()
@@ -316,7 +316,7 @@ def test_full_refresh_reloads_everything(tmp_path, make_sandbox, flag):
     result = _load(tmp_path, env, flag)
 
     assert result.returncode == 0, result.stderr
-    assert "new 250" in result.stdout
+    assert "250 new" in result.stdout
     assert len(_table(tmp_path)) == 250
 
 
@@ -330,7 +330,7 @@ def test_hash_drop_and_detect_deletes_flags(tmp_path, make_sandbox):
     result = _load(tmp_path, env, *privacy, "--detect-deletes")
 
     assert result.returncode == 0, result.stderr
-    assert "deletions: 198 of 200 conversations still listed; 2 flagged deleted" in result.stdout
+    assert "deletions: 2 flagged deleted; 198 of 200 still listed" in result.stdout
     with duckdb.connect(str(tmp_path / f"{PIPELINE}.duckdb"), read_only=True) as db:
         columns = [row[0] for row in db.execute("DESCRIBE octopush.conversations").fetchall()]
         flagged = db.execute(

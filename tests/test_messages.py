@@ -251,9 +251,10 @@ def test_a_first_load_in_slices_is_exact_while_the_data_moves(make_sandbox, make
     run_load(pipeline, sandbox_source(sandbox, slice_conversations=250, lag_seconds=0))
 
     assert first.slices >= 4
-    progress = re.search(r"slice 1 committed: (\d+) of (\d+) conversations known done", caplog.text)
+    progress = re.search(r"slice 1 committed, ([\d,]+) of ([\d,]+) conversations", caplog.text)
     assert progress is not None
-    assert int(progress[1]) == 250 and int(progress[2]) >= 900
+    done, known = (int(figure.replace(",", "")) for figure in progress.groups())
+    assert done == 250 and known >= 900
     assert loaded_messages(pipeline) == expected_messages(sandbox.store)
     assert loaded_table(pipeline) == expected_table(sandbox.store)
 
