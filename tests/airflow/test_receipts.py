@@ -47,7 +47,7 @@ def test_the_operator_lands_receipts_and_logs_what_moved(
     receipts = summary["messages"]["receipts"]
     assert Counter(requested_conversations(sandbox)) == Counter([*waits, *changed])
     assert receipts["statuses_moved"] > 0
-    assert f"Delivery receipts: {receipts['statuses_moved']} statuses moved; " in log
+    assert f"  receipts: {receipts['statuses_moved']} statuses moved; " in log
     pipeline = restored_pipeline(
         dlt.destinations.duckdb(str(duckdb_file)), dataset_name="octopush", workdir=tmp_path / "r"
     )
