@@ -428,4 +428,4 @@ def test_a_signal_ends_the_run_in_one_line_and_the_next_run_carries_on(
     sandbox.latency = 0
     result = _load(tmp_path, env)
     assert result.returncode == 0, result.stderr
-    assert "new 3000" in result.stdout
+    assert "3000 new" in result.stdout
