@@ -50,6 +50,7 @@ from octopush_dlt.settings import (
 from octopush_dlt.tables import CONVERSATIONS
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation
+from octopush_provider.exceptions import OctopushResponseError
 from octopush_provider.page import Page, StopReason
 from octopush_provider.paging import PageStream
 
@@ -207,6 +208,8 @@ def _conversations(
         may_append=may_append,
         append_hints=_append_hints(),
     )
+    if stream.report.stop_reason is StopReason.NO_CONVERSATIONS and previous is not None:
+        _refuse_an_empty_account(client.url, previous)
     # A last, empty batch runs the messages transformer even when every row was filtered out,
     # so that it retries what it kept apart before. (An empty list: dlt writes nothing for it.)
     yield []
@@ -263,6 +266,16 @@ def _record_read(
         "slice": slicing,
         "load_id": dlt.current.load_package_state()["load_id"],
     }
+
+
+def _refuse_an_empty_account(url: str, previous: datetime) -> None:
+    """An account that held conversations and now has none is more likely a wrong URL or
+    account than an empty one: fail, so that nothing moves, rather than load nothing."""
+    raise OctopushResponseError(
+        f"page 1 of {url} answered that the account has no conversation, but this pipeline "
+        f"loaded conversations before (cursor {previous.isoformat()}): check base_url, the path "
+        "and the credentials; if every conversation was really deleted, run a full refresh"
+    )
 
 
 def _read_start(

@@ -25,7 +25,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from octopush_dlt.runner import run_load
 from octopush_dlt.settings import SLICE_CONVERSATIONS
-from octopush_provider.exceptions import OctopushConfigError, OctopushMismatchError
+from octopush_provider.exceptions import (
+    OctopushConfigError,
+    OctopushMismatchError,
+    OctopushResponseError,
+)
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_LOGIN,
@@ -375,3 +379,30 @@ def test_a_messages_endpoint_that_ignores_the_filter_fails_the_run(tmp_path, mak
         with duckdb.connect(str(plain.database), read_only=True) as db:
             tables = db.execute("SELECT table_name FROM information_schema.tables").fetchall()
         assert ("conversations",) not in tables
+
+
+@pytest.mark.parametrize("runner", [False, True])
+def test_an_account_that_answers_it_has_no_conversation_after_a_load_fails_the_run(
+    tmp_path, make_sandbox, runner
+):
+    sandbox = make_sandbox(conversations=30)
+    (plain,) = _entry_points(tmp_path, sandbox, ("pipeline.run",))
+    plain.run()
+    cursor = plain.landed()["cursor"]
+    sandbox.store.delete([row["conversation_id"] for row in sandbox.store.snapshot()])
+    source = sandbox_source(sandbox, resources=["conversations"])
+
+    with pytest.raises(PipelineStepFailed) as failed:
+        if runner:
+            run_load(plain.pipeline(), source)
+        else:
+            plain.pipeline().run(source)
+
+    error = root_cause(failed.value)
+    assert isinstance(error, OctopushResponseError)
+    assert str(error).startswith(
+        f"page 1 of {sandbox.base_url}/conversations/list answered that the account has no "
+        "conversation, but this pipeline loaded conversations before"
+    )
+    assert plain.landed()["rows"][0] == 30  # nothing moved
+    assert plain.landed()["cursor"] == cursor
