@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from octopush_provider import CONNECTION_FIELDS
-from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.exceptions import OctopushConfigError, OctopushRequestError
 from octopush_provider.hooks.octopush import OctopushHook
 from octopush_provider.sandbox import (
     DEFAULT_API_KEY,
@@ -117,7 +117,8 @@ def test_extras_configure_the_client(
 
     client = OctopushHook().get_conn()
     cid = sandbox.store.snapshot()[0]["conversation_id"]
-    assert list(client.iter_messages(cid)) == []  # the sandbox has nothing there: a 404
+    with pytest.raises(OctopushRequestError, match="/v1/public/moved/messages"):
+        list(client.iter_messages(cid))  # the sandbox has no such endpoint: a 404 that says so
     assert [urlsplit(record.path).path for record in sandbox.requests] == [
         "/v1/public/moved/messages"
     ]
