@@ -355,6 +355,16 @@ def test_add_limit_counts_batches_of_conversations_and_keeps_the_cursor(tmp_path
         assert client.execute_sql("SELECT count(*) FROM conversations")[0][0] == 10_500
 
 
+def _failure(pipeline: dlt.Pipeline, source: Any, *, through_runner: bool) -> BaseException:
+    """The error behind the failed run of ``source``, through run_load or plain pipeline.run."""
+    with pytest.raises(PipelineStepFailed) as failed:
+        if through_runner:
+            run_load(pipeline, source)
+        else:
+            pipeline.run(source)
+    return root_cause(failed.value)
+
+
 @pytest.mark.parametrize("runner", [False, True])
 def test_a_messages_endpoint_that_ignores_the_filter_fails_the_run(tmp_path, make_sandbox, runner):
     sandbox = make_sandbox(conversations=40)
@@ -362,13 +372,8 @@ def test_a_messages_endpoint_that_ignores_the_filter_fails_the_run(tmp_path, mak
     (plain,) = _entry_points(tmp_path, sandbox, ("pipeline.run",))
     source = sandbox_source(sandbox)
 
-    with pytest.raises(PipelineStepFailed) as failed:
-        if runner:
-            run_load(plain.pipeline(), source)
-        else:
-            plain.pipeline().run(source)
+    error = _failure(plain.pipeline(), source, through_runner=runner)
 
-    error = root_cause(failed.value)
     assert isinstance(error, OctopushMismatchError)
     assert str(error).startswith(
         f"40 of the 40 conversations read got messages that cannot be theirs: the messages "
@@ -392,13 +397,8 @@ def test_an_account_that_answers_it_has_no_conversation_after_a_load_fails_the_r
     sandbox.store.delete([row["conversation_id"] for row in sandbox.store.snapshot()])
     source = sandbox_source(sandbox, resources=["conversations"])
 
-    with pytest.raises(PipelineStepFailed) as failed:
-        if runner:
-            run_load(plain.pipeline(), source)
-        else:
-            plain.pipeline().run(source)
+    error = _failure(plain.pipeline(), source, through_runner=runner)
 
-    error = root_cause(failed.value)
     assert isinstance(error, OctopushResponseError)
     assert str(error).startswith(
         f"page 1 of {sandbox.base_url}/conversations/list answered that the account has no "
