@@ -360,14 +360,12 @@ def test_a_connection_saved_by_the_form_with_port_0_loads(
     assert return_value(run)["conversations_loaded"] == 250
 
 
+@pytest.mark.usefixtures("duckdb_file")
 def test_the_task_log_closes_with_a_summary_that_agrees_with_xcom(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "conversations.duckdb"))
     point_octopush_at(sandbox)
     assert run_dag("octopush_conversations_to_duckdb").state == "success"
     sandbox.store.add_new(5)

@@ -22,12 +22,10 @@ HOURS = 3_600
 def test_the_operator_lands_receipts_and_logs_what_moved(
     sandbox: SandboxServer,
     point_octopush_at: Callable[[SandboxServer], None],
-    monkeypatch: pytest.MonkeyPatch,
+    duckdb_file: Path,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    duckdb_file = tmp_path / "conversations.duckdb"
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(duckdb_file))
     point_octopush_at(sandbox)
     store = sandbox.store
     assert run_dag(DAG).state == "success"
