@@ -83,7 +83,7 @@ def _table(
     way, with the run's types for extra columns (null in the tables of the first).
     """
     tables = [guard.keep_table(page.table) for page in batch if page.table is not None]
-    rows = [row for page in batch if page.table is None for row in page.conversations]
+    rows = [row for page in batch if page.table is None for row in page.rows]
     parsed = _rows_table(rows, guard, coerced=coerced, extra_types=extra_types) if rows else None
     if parsed is not None:
         tables.append(parsed)
@@ -193,7 +193,7 @@ def _conversations(
             _table(batch, guard, coerced=coerced, extra_types=extra_types)
             for batch in batches(
                 stream.pages(),
-                rows=lambda page: len(page.conversations),
+                rows=lambda page: len(page.rows),
                 size=lambda page: page.size,
             )
         )

@@ -53,7 +53,7 @@ def cursor_micros(page: Page) -> list[int]:
     """Each row's ``last_message_at`` of a page, from its table when it has one."""
     if page.table is not None:
         return table_cursor_micros(page.table)
-    return rows_cursor_micros(page.conversations)
+    return rows_cursor_micros(page.rows)
 
 
 def table_cursor_micros(table: pa.Table) -> list[int]:

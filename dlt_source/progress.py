@@ -119,7 +119,7 @@ class Progress:
 
         def counted(page: Page) -> bool:
             self.pages += 1
-            self.add(len(page.conversations), requests=page.attempts)
+            self.add(len(page.rows), requests=page.attempts)
             return stop_when(page)
 
         return counted

@@ -43,7 +43,7 @@ def _moment(page: Page, index: int) -> int:
     if page.table is not None:
         moment: int = page.table.column(CURSOR_FIELD)[index].value
         return moment
-    return to_micros(page.conversations[index][CURSOR_FIELD])
+    return to_micros(page.rows[index][CURSOR_FIELD])
 
 
 @dataclass(kw_only=True)

@@ -397,13 +397,13 @@ class OctopushClient:
             self._throttle.wait(self._cancelled)
             self._raise_if_cancelled(number)
             try:
-                conversations, table, end, size = self._attempt(
+                rows, table, end, size = self._attempt(
                     number, per_page, endpoint, seconds=ends_at - time.monotonic()
                 )
                 self._raise_if_cancelled(number)
                 return Page(
                     number=number,
-                    conversations=conversations,
+                    rows=rows,
                     table=table,
                     attempts=attempt,
                     end=end,

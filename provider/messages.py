@@ -162,9 +162,9 @@ def read_conversation(client: OctopushClient, parent: MessageParent) -> Conversa
         without a count, an API that ignores the id would otherwise serve every message of
         the account."""
         nonlocal received
-        received += len(page.conversations)
+        received += len(page.rows)
         full = expected is not None and received >= expected
-        return full or _stranger(parent, page.conversations) is not None
+        return full or _stranger(parent, page.rows) is not None
 
     # Each non-empty page holds at least one message and the read stops once it has enough:
     # this bound is never reached by a faithful answer.

@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 
-from octopush_provider.conversations import Conversation
+Row = dict[str, Any]
+"""One record of a list endpoint: a conversation, or a message."""
 
 # Builds a page's table from its body as sent, with each row's id and cursor as sent (what pages
 # are compared by), or returns None to have the body parsed row by row.
-Tabulate = Callable[[bytes], tuple[Any, list[Conversation]] | None]
+Tabulate = Callable[[bytes], tuple[Any, list[Row]] | None]
 
 
 class StopReason(StrEnum):
@@ -46,14 +47,14 @@ def says_nothing_found(body: bytes) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class Page:
-    """One answered page: its conversations, or the proof that the list ended.
+    """One answered page: its rows (conversations or messages), or the proof that the list ended.
 
-    When the read's ``tabulate`` made a ``table`` of the page, ``conversations`` holds only each
-    row's id and ``last_message_at`` as sent: what pages are compared by.
+    When the read's ``tabulate`` made a ``table`` of the page, ``rows`` holds only each row's id
+    and cursor (``last_message_at``) as sent: what pages are compared by.
     """
 
     number: int
-    conversations: list[Conversation]
+    rows: list[Row]
     table: Any = None
     attempts: int = 1
     end: StopReason | None = None

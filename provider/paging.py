@@ -59,7 +59,7 @@ class PagingReport:
     """Live figures of a read, for progress lines, summaries and XCom."""
 
     pages: int = 0
-    conversations: int = 0
+    rows: int = 0  # conversations, or messages: the rows the read's pages held
     requests: int = 0
     retries: int = 0
     reread: bool = False
@@ -75,7 +75,7 @@ class PagingReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "pages": self.pages,
-            "conversations": self.conversations,
+            "conversations": self.rows,  # the key summaries and XCom have always read
             "requests": self.requests,
             "retries": self.retries,
             "reread": self.reread,
@@ -88,7 +88,7 @@ StopCondition = Callable[[Page], bool]
 
 
 def _head(page: Page) -> list[tuple[str, object]]:
-    return [(row[ID_FIELD], row[CURSOR_FIELD]) for row in page.conversations]
+    return [(row[ID_FIELD], row[CURSOR_FIELD]) for row in page.rows]
 
 
 class PageStream:
@@ -142,7 +142,7 @@ class PageStream:
 
     def __iter__(self) -> Iterator[list[Conversation]]:
         for page in self.pages():
-            yield page.conversations
+            yield page.rows
 
     def pages(self) -> Iterator[Page]:
         """The pages themselves, as :meth:`__iter__` reads them."""
@@ -160,7 +160,7 @@ class PageStream:
                 "%d retries in %.1fs",
                 self.report.stop_reason or "failed",
                 self.report.pages,
-                self.report.conversations,
+                self.report.rows,
                 self.report.requests,
                 self.report.retries,
                 self.report.elapsed,
@@ -173,7 +173,7 @@ class PageStream:
         if self._concurrency == 1 or self._confirming:  # one page to confirm: no read ahead
             yield from self._read_in_order(FIRST_PAGE + 1)
             return
-        head = yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.conversations))
+        head = yield from self._read_ahead(FIRST_PAGE + 1, page_size=len(first.rows))
         if self.report.stop_reason is StopReason.MAX_PAGES:
             return
         if head is None:
@@ -235,9 +235,9 @@ class PageStream:
                     return prefetcher.closing_page()
                 # After a short page the next one probably proves the end: don't fetch beyond it
                 # ahead of time, but read on if the list grew meanwhile.
-                short = len(page.conversations) < page_size
+                short = len(page.rows) < page_size
                 prefetcher.expect_end_after(number + 1 if short else None)
-                page_size = max(page_size, len(page.conversations))
+                page_size = max(page_size, len(page.rows))
                 yield page
                 if self._should_stop(page):
                     return prefetcher.closing_page()
@@ -268,7 +268,7 @@ class PageStream:
         """Check the page's progress, then count it as read."""
         if page.end:
             return page
-        ids = [row[self._id_field] for row in page.conversations]
+        ids = [row[self._id_field] for row in page.rows]
         page = replace(page, first_new=self._served.first_unseen(ids))
         self._check_progress(page)
         if self.report.pages >= self._page_ceiling:
@@ -279,15 +279,15 @@ class PageStream:
                 "account really is that large, raise page_ceiling"
             )
         self.report.pages += 1
-        self.report.conversations += len(page.conversations)
+        self.report.rows += len(page.rows)
         return page
 
     def _check_progress(self, page: Page) -> None:
         """Refuse a pass that repeats more rows than moving data explains (see the module)."""
-        again = self._served.add([row[self._id_field] for row in page.conversations])
+        again = self._served.add([row[self._id_field] for row in page.rows])
         self._again += again
-        self._new += len(page.conversations) - again
-        self._page_size = max(self._page_size, len(page.conversations))
+        self._new += len(page.rows) - again
+        self._page_size = max(self._page_size, len(page.rows))
         if 2 * self._again > self._new + self._page_size:
             raise OctopushResponseError(
                 f"Octopush served {self._again} conversations again and {self._new} new ones "

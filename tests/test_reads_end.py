@@ -83,7 +83,7 @@ def test_waiting_for_a_page_no_worker_can_deliver_raises_saying_which_and_why(
     client = make_client(sandbox, per_page=10)
     prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=30)
 
-    assert [len(prefetcher.take(n).conversations) for n in (1, 2, 3, 4)] == [10, 10, 5, 0]
+    assert [len(prefetcher.take(n).rows) for n in (1, 2, 3, 4)] == [10, 10, 5, 0]
     with pytest.raises(OctopushStalledReadError, match=r"page 5.*page 4 ended the read"):
         prefetcher.take(5)
     prefetcher.close()
@@ -98,7 +98,7 @@ def test_a_wrong_guess_of_the_end_never_strands_the_reader(make_sandbox, make_cl
     prefetcher = Prefetcher(client.fetch_page, start=1, workers=2, max_ahead=8, wait_limit=5)
     prefetcher.expect_end_after(1)
 
-    sizes = [len(prefetcher.take(n).conversations) for n in (1, 2, 3, 4, 5)]
+    sizes = [len(prefetcher.take(n).rows) for n in (1, 2, 3, 4, 5)]
 
     assert sizes == [10, 10, 10, 5, 0]
     prefetcher.close()
@@ -239,9 +239,9 @@ def test_a_prefetcher_asked_for_its_closing_page_before_the_end_never_fetches_it
         client.fetch_page, start=2, workers=2, max_ahead=8, wait_limit=5, closing=1
     )
 
-    assert len(prefetcher.take(2).conversations) == 10
+    assert len(prefetcher.take(2).rows) == 10
     assert prefetcher.closing_page() is None  # not every page up to the end is in yet
-    assert [len(prefetcher.take(n).conversations) for n in (3, 4)] == [5, 0]
+    assert [len(prefetcher.take(n).rows) for n in (3, 4)] == [5, 0]
     prefetcher.close()
 
     assert [r.page for r in sandbox.requests].count(1) == 0
