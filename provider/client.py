@@ -6,7 +6,6 @@ build an :class:`OctopushClient` and read from it.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import threading
@@ -28,7 +27,6 @@ from octopush_provider.endpoint import Endpoint
 from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushCancelledError,
-    OctopushConfigError,
     OctopushConnectionError,
     OctopushError,
     OctopushRequestError,
@@ -44,6 +42,7 @@ from octopush_provider.messages import (
     parse_messages,
     read_conversation,
 )
+from octopush_provider.options import check_options
 from octopush_provider.page import Tabulate, says_nothing_found
 from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
 from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD
@@ -62,8 +61,6 @@ from octopush_provider.settings import (
     DEFAULT_REQUEST_DEADLINE,
     ERROR_BODY_BYTES,
     FIRST_PAGE,
-    MAX_CONCURRENCY,
-    MAX_PER_PAGE,
     MESSAGES_PATH,
     NON_JSON_ATTEMPTS,
     PAGE_PARAM,
@@ -103,42 +100,6 @@ class _Transient(Exception):
         self.attempts = attempts
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_positive(name: str, value: object, *, whole: bool = False) -> None:
-    kind = int if whole else int | float
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        what = "a whole number" if whole else "a number"
-        raise OctopushConfigError(f"{name} must be {what} > 0, got {value!r}")
-
-
-def _check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OctopushConfigError(
-            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}",
-            setting="base_url",
-        )
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise OctopushConfigError(
-            f"base_url {base_url!r} uses plain http, which would send the API key unencrypted; "
-            "use https, or set allow_insecure_http=True if you really mean it",
-            setting="allow_insecure_http",
-        )
-    if parts.query or parts.fragment:
-        raise OctopushConfigError(
-            f"base_url must not carry a query or fragment: {base_url!r}", setting="base_url"
-        )
-    return base_url.rstrip("/")
-
-
 class OctopushClient:
     """Reads Octopush conversations page by page, surviving what a public API does.
 
@@ -175,26 +136,20 @@ class OctopushClient:
         max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
         page_ceiling: int = DEFAULT_PAGE_CEILING,
     ) -> None:
-        if not api_login or not isinstance(api_login, str):
-            raise OctopushConfigError("api_login is required: the API login of the account")
-        if not api_key or not isinstance(api_key, str):
-            raise OctopushConfigError("api_key is required: the API key of the account")
-        if isinstance(per_page, bool) or not isinstance(per_page, int):
-            raise OctopushConfigError(f"per_page must be an integer, got {per_page!r}")
-        if not 1 <= per_page <= MAX_PER_PAGE:
-            raise OctopushConfigError(f"per_page must be between 1 and {MAX_PER_PAGE}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-            raise OctopushConfigError(f"concurrency must be an integer, got {concurrency!r}")
-        if not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise OctopushConfigError(f"concurrency must be between 1 and {MAX_CONCURRENCY}")
-        _check_positive("request_deadline", request_deadline)
-        _check_positive("page_deadline", page_deadline)
-        _check_positive("max_response_bytes", max_response_bytes, whole=True)
-        _check_positive("max_bytes_ahead", max_bytes_ahead, whole=True)
-        _check_positive("page_ceiling", page_ceiling, whole=True)
-        if max_pages is not None:
-            _check_positive("max_pages", max_pages, whole=True)
-        self.base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.base_url = check_options(
+            api_login=api_login,
+            api_key=api_key,
+            base_url=base_url,
+            allow_insecure_http=allow_insecure_http,
+            per_page=per_page,
+            concurrency=concurrency,
+            request_deadline=request_deadline,
+            page_deadline=page_deadline,
+            max_response_bytes=max_response_bytes,
+            max_bytes_ahead=max_bytes_ahead,
+            page_ceiling=page_ceiling,
+            max_pages=max_pages,
+        )
         self.url = f"{self.base_url}/{path.strip('/')}"
         self.messages_url = f"{self.base_url}/{messages_path.strip('/')}"
         self._list = Endpoint(url=self.url, parse=parse_page, id_field=ID_FIELD)
