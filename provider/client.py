@@ -22,8 +22,8 @@ import requests
 from requests.utils import get_environ_proxies
 
 from octopush_provider.auth import OctopushAuth
-from octopush_provider.conversations import ID_FIELD, Conversation, parse_page
-from octopush_provider.endpoint import Endpoint
+from octopush_provider.conversations import Conversation
+from octopush_provider.endpoint import CONVERSATIONS, MESSAGES, Endpoint
 from octopush_provider.exceptions import (
     OctopushAuthError,
     OctopushCancelledError,
@@ -35,11 +35,9 @@ from octopush_provider.exceptions import (
 )
 from octopush_provider.messages import (
     CONVERSATION_ID_PARAM,
-    MESSAGE_ID_FIELD,
     ConversationMessages,
     MessageParent,
     conversation_filter,
-    parse_messages,
     read_conversation,
 )
 from octopush_provider.options import check_options
@@ -150,9 +148,10 @@ class OctopushClient:
             page_ceiling=page_ceiling,
             max_pages=max_pages,
         )
-        self.url = f"{self.base_url}/{path.strip('/')}"
-        self.messages_url = f"{self.base_url}/{messages_path.strip('/')}"
-        self._list = Endpoint(url=self.url, parse=parse_page, id_field=ID_FIELD)
+        self._list = CONVERSATIONS.at(self.base_url, path)
+        self._messages = MESSAGES.at(self.base_url, messages_path)
+        self.url = self._list.url
+        self.messages_url = self._messages.url
         self.per_page = per_page
         self.concurrency = concurrency
         self.timeout = timeout
@@ -263,6 +262,7 @@ class OctopushClient:
         endpoint = replace(self._list, tabulate=tabulate)
         return PageStream(
             partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint),
+            endpoint=endpoint,
             concurrency=concurrency or self.concurrency,
             stop_when=stop_when,
             confirm_stop=stop_when is not None,
@@ -291,20 +291,17 @@ class OctopushClient:
         Nothing here checks that the answer is about that conversation: :meth:`read_messages`
         does, against what the list says of it.
         """
-        endpoint = Endpoint(
-            url=self.messages_url,
-            parse=parse_messages,
-            id_field=MESSAGE_ID_FIELD,
-            params={CONVERSATION_ID_PARAM: conversation_filter(conversation_id)},
+        endpoint = self._messages.asking(
+            {CONVERSATION_ID_PARAM: conversation_filter(conversation_id)}
         )
         fetch = partial(self._fetch, per_page=self.per_page, retry=self.retry, endpoint=endpoint)
         return PageStream(
             fetch,
+            endpoint=endpoint,
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
             page_wait=self._page_wait,
             page_ceiling=self.page_ceiling,
-            id_field=MESSAGE_ID_FIELD,
             log_level=logging.DEBUG,
             cancelled=self._cancelled.is_set,
         )

@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 
-from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
+from octopush_provider.endpoint import Endpoint
 from octopush_provider.exceptions import (
     OctopushCancelledError,
     OctopushError,
     OctopushResponseError,
 )
-from octopush_provider.page import Page, StopReason
+from octopush_provider.page import Page, Row, StopReason
 from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD, Prefetcher
 from octopush_provider.served import ServedIds
 from octopush_provider.settings import DEFAULT_PAGE_CEILING, FIRST_PAGE
@@ -87,8 +87,10 @@ class PagingReport:
 StopCondition = Callable[[Page], bool]
 
 
-def _head(page: Page) -> list[tuple[str, object]]:
-    return [(row[ID_FIELD], row[CURSOR_FIELD]) for row in page.rows]
+def _head(page: Page, endpoint: Endpoint) -> list[tuple[object, object]]:
+    """What a concurrent read compares its first page by: each row's id and cursor."""
+    key, cursor = endpoint.id_field, endpoint.cursor_field
+    return [(row[key], None if cursor is None else row[cursor]) for row in page.rows]
 
 
 class PageStream:
@@ -96,8 +98,9 @@ class PageStream:
 
     With ``confirm_stop``, a read whose ``stop_when`` holds reads one more page and asks again,
     so that a condition that checks the order across pages sees the page it would skip.
-    ``id_field`` names the key of a row (``message_id`` for messages), to notice a server that
-    serves the same rows again; ``max_bytes_ahead`` bounds the bodies fetched ahead of the
+    ``endpoint`` says what is read: its rows' key (``message_id`` for messages), to notice a
+    server that serves the same rows again, its cursor, to see the list move under a concurrent
+    read, and the noun errors use; ``max_bytes_ahead`` bounds the bodies fetched ahead of the
     reader (see :mod:`octopush_provider.prefetch`); ``log_level`` is that of the line logged at
     the end (reads of one conversation's messages are too many to log each at INFO).
     ``cancelled`` says whether the client was cancelled: a read that was ends with
@@ -109,6 +112,7 @@ class PageStream:
         self,
         fetch: Callable[[int], Page],
         *,
+        endpoint: Endpoint,
         concurrency: int = 1,
         stop_when: StopCondition | None = None,
         confirm_stop: bool = False,
@@ -116,13 +120,13 @@ class PageStream:
         page_ceiling: int = DEFAULT_PAGE_CEILING,
         page_wait: float,
         max_bytes_ahead: int = DEFAULT_MAX_BYTES_AHEAD,
-        id_field: str = ID_FIELD,
         log_level: int = logging.INFO,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self._fetch_page = fetch
         self._cancelled = cancelled
-        self._id_field = id_field
+        self._endpoint = endpoint
+        self._id_field = endpoint.id_field
         self._log_level = log_level
         self._count_lock = threading.Lock()
         self._ended = False
@@ -140,7 +144,7 @@ class PageStream:
         self._page_size = 0
         self.report = PagingReport()
 
-    def __iter__(self) -> Iterator[list[Conversation]]:
+    def __iter__(self) -> Iterator[list[Row]]:
         for page in self.pages():
             yield page.rows
 
@@ -156,11 +160,11 @@ class PageStream:
             self.report.elapsed = time.monotonic() - self.report.started_at
             logger.log(
                 self._log_level,
-                "Octopush read ended (%s): %d pages, %d conversations, %d requests, "
-                "%d retries in %.1fs",
+                "Octopush read ended (%s): %d pages, %d %s, %d requests, %d retries in %.1fs",
                 self.report.stop_reason or "failed",
                 self.report.pages,
                 self.report.rows,
+                self._endpoint.noun,
                 self.report.requests,
                 self.report.retries,
                 self.report.elapsed,
@@ -178,10 +182,11 @@ class PageStream:
             return
         if head is None:
             head = self._fetch(FIRST_PAGE)
-        if _head(head) != _head(first):
+        if _head(head, self._endpoint) != _head(first, self._endpoint):
             logger.warning(
-                "Octopush conversations moved during a concurrent read; reading the pages "
-                "again in order so that none is missed"
+                "Octopush %s moved during a concurrent read; reading the pages again in order "
+                "so that none is missed",
+                self._endpoint.noun,
             )
             self.report.reread = True
             if (yield from self._begin_pass(head)):
@@ -289,9 +294,10 @@ class PageStream:
         self._new += len(page.rows) - again
         self._page_size = max(self._page_size, len(page.rows))
         if 2 * self._again > self._new + self._page_size:
+            noun = self._endpoint.noun
             raise OctopushResponseError(
-                f"Octopush served {self._again} conversations again and {self._new} new ones "
-                f"up to page {page.number}: more than conversations moving to the top while "
+                f"Octopush served {self._again} {noun} again and {self._new} new ones "
+                f"up to page {page.number}: more than {noun} moving to the top while "
                 "they are read can explain. The API seems to ignore the 'page' parameter "
                 "(check the base URL and path), or the list moves by more than a third of a "
                 "page between two requests (ask for a larger per_page)"
@@ -308,9 +314,10 @@ class PageStream:
         if self._max_pages is not None and self.report.pages >= self._max_pages:
             self.report.stop_reason = StopReason.MAX_PAGES
             logger.warning(
-                "Octopush read stopped at max_pages=%d, a safety cap: conversations on later "
-                "pages were not read",
+                "Octopush read stopped at max_pages=%d, a safety cap: %s on later pages were "
+                "not read",
                 self._max_pages,
+                self._endpoint.noun,
             )
             return True
         return False
