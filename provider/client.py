@@ -1,38 +1,33 @@
-"""The Octopush HTTP client core: auth, paging, retries and errors, in one place.
+"""The Octopush HTTP client: the facade the Airflow hook and the dlt source read through.
 
-It imports neither Airflow nor dlt; the Airflow hook and the dlt source are thin adapters that
-build an :class:`OctopushClient` and read from it.
+It imports neither Airflow nor dlt. A read flows one way through modules of one job each::
+
+    OctopushClient (this module)    settings checked (options), the public reads, cancellation
+      -> PageStream (paging)        which pages to read, in what order, when the list ended
+        -> RetryLoop (retry_loop)   attempts, waits, throttle and budgets of one page
+          -> Attempt (attempt)      one request, its status as an error, its body as a Page
+            -> Sender (session)     the keep-alive session; deadlines and size caps (transport)
+
+What tells the conversations list from a conversation's messages is data
+(:mod:`octopush_provider.endpoint`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
-import orjson
 import requests
-from requests.utils import get_environ_proxies
 
+from octopush_provider.attempt import Attempt
 from octopush_provider.auth import OctopushAuth
 from octopush_provider.conversations import Conversation
 from octopush_provider.endpoint import CONVERSATIONS, MESSAGES, Endpoint
-from octopush_provider.exceptions import (
-    OctopushAuthError,
-    OctopushCancelledError,
-    OctopushConnectionError,
-    OctopushError,
-    OctopushRequestError,
-    OctopushResponseError,
-    OctopushServerError,
-)
 from octopush_provider.messages import (
     CONVERSATION_ID_PARAM,
     ConversationMessages,
@@ -41,11 +36,13 @@ from octopush_provider.messages import (
     read_conversation,
 )
 from octopush_provider.options import check_options
-from octopush_provider.page import Tabulate, says_nothing_found
-from octopush_provider.paging import Page, PageStream, StopCondition, StopReason
+from octopush_provider.page import Page, Tabulate
+from octopush_provider.paging import PageStream, StopCondition
 from octopush_provider.prefetch import DEFAULT_MAX_BYTES_AHEAD
-from octopush_provider.redaction import excerpt, mask, redact, scrub_chain
-from octopush_provider.retry import RetryPolicy, Throttle, parse_retry_after
+from octopush_provider.redaction import mask
+from octopush_provider.retry import RetryPolicy, Throttle
+from octopush_provider.retry_loop import RetryLoop
+from octopush_provider.session import Sender, Timeout
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -57,60 +54,41 @@ from octopush_provider.settings import (
     DEFAULT_PER_PAGE,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_REQUEST_DEADLINE,
-    ERROR_BODY_BYTES,
     FIRST_PAGE,
     MESSAGES_PATH,
-    NON_JSON_ATTEMPTS,
-    PAGE_PARAM,
-    PER_PAGE_PARAM,
-    RETRYABLE_STATUS_CODES,
-    USER_AGENT,
-)
-from octopush_provider.transport import (
-    BodyCutShort,
-    BodyTooLarge,
-    WatchedAdapter,
-    deadline,
-    read_body,
 )
 
-logger = logging.getLogger(__name__)
+__all__ = ["OctopushClient", "Timeout"]
 
-Timeout = float | tuple[float, float]
-
-
-class _Transient(Exception):
-    """An attempt failed in a way that another attempt may not.
-
-    ``attempts`` caps the attempts this kind of failure deserves, below the retry policy's.
-    """
-
-    def __init__(
-        self,
-        error: OctopushError,
-        *,
-        retry_after: float | None = None,
-        attempts: int | None = None,
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-        self.attempts = attempts
+# check_access asks little of a server that may be down: two tries, ten seconds of waits.
+ACCESS_RETRY = RetryPolicy(max_attempts=2, budget=10.0)
 
 
 class OctopushClient:
     """Reads Octopush conversations page by page, surviving what a public API does.
 
     Nothing is sent until the first read; one keep-alive session serves every request, and one
-    throttle slows every thread when either endpoint answers 429. ``concurrency`` pages (or
-    conversations' messages) are fetched at once; ``where`` names the place the credentials
-    come from (e.g. an Airflow connection) so that errors can point at it.
-    ``request_deadline`` bounds each request in seconds (``timeout`` bounds each socket read),
-    ``page_deadline`` each page, its retries and their waits included,
-    ``max_response_bytes`` the decoded size of an answer, ``max_bytes_ahead`` the bodies a
-    concurrent read holds ahead of its reader, ``max_pages``, when set, the pages a read may
-    take (a stop, with a warning), and ``page_ceiling`` the pages past which a read fails (a
-    server serving rows forever).
+    throttle slows every thread when either endpoint answers 429.
+
+    Args:
+        api_login: the account's API login.
+        api_key: the account's API key; never shown in a repr, a log line or an error.
+        base_url: the API's base URL, https (plain http only to this machine).
+        path: where the conversations list lives below ``base_url``.
+        messages_path: where the messages endpoint lives below ``base_url``.
+        per_page: rows asked for per request.
+        concurrency: pages (or conversations' messages) fetched at once.
+        timeout: ``requests``' timeout, bounding each socket read.
+        retry: the retry policy of every page (default: :class:`RetryPolicy`'s).
+        allow_insecure_http: let plain http carry the key to another host (proxies only).
+        where: the place the credentials come from (e.g. an Airflow connection), named in
+            errors so that they point at it.
+        request_deadline: seconds one request may take, however slowly the API answers.
+        page_deadline: seconds one page may take, its retries and their waits included.
+        max_response_bytes: the decoded size past which an answer is refused.
+        max_pages: when set, the pages a read may take (a stop, with a warning).
+        max_bytes_ahead: the bodies a concurrent read holds ahead of its reader, in bytes.
+        page_ceiling: the pages past which a read fails (a server serving rows forever).
     """
 
     def __init__(
@@ -164,9 +142,25 @@ class OctopushClient:
         self.max_bytes_ahead = max_bytes_ahead
         self.page_ceiling = page_ceiling
         self._auth = OctopushAuth(api_login, api_key)
-        self._throttle = Throttle()
         self._cancelled = threading.Event()
-        self._templates: dict[str, tuple[requests.PreparedRequest, str]] = {}
+        # The messages of a load are read while the list's prefetching threads may still be
+        # fetching: twice the concurrency, so that no connection is opened only to be dropped.
+        self._sender = Sender(auth=self._auth, proxied_url=self.url, pool_size=2 * concurrency)
+        self._attempt = Attempt(
+            sender=self._sender,
+            auth=self._auth,
+            timeout=timeout,
+            request_deadline=self.request_deadline,
+            page_deadline=self.page_deadline,
+            max_response_bytes=max_response_bytes,
+            where=where,
+        )
+        self._retries = RetryLoop(
+            page_deadline=self.page_deadline,
+            throttle=Throttle(),
+            cancelled=self._cancelled,
+            secrets=(api_key,),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -174,55 +168,14 @@ class OctopushClient:
             f"api_key={mask(self._auth.api_key)!r})"
         )
 
-    @cached_property
+    @property
     def session(self) -> requests.Session:
         """The keep-alive session, built on first use with a pool for every concurrent read."""
-        session = requests.Session()
-        # requests re-reads every environment variable on each request to find proxies, which
-        # costs about a millisecond a page on a busy host: resolve them once, here, instead.
-        session.proxies = get_environ_proxies(self.url)
-        session.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
-        session.trust_env = False
-        session.auth = self._auth
-        session.headers["User-Agent"] = USER_AGENT
-        session.headers["Accept"] = "application/json"
-        # The messages of a load are read while the list's prefetching threads may still be
-        # fetching: twice the concurrency, so that no connection is opened only to be dropped.
-        adapter = WatchedAdapter(pool_connections=1, pool_maxsize=2 * self.concurrency)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
-
-    def _request(self, url: str, params: dict[str, str]) -> requests.PreparedRequest:
-        """The GET of ``url`` with ``params``, from a template prepared once per URL.
-
-        ``Session.get`` prepares every request anew (headers merged, auth applied, URL parsed and
-        requoted) and ``Session.send`` handles cookies, hooks and redirects that these reads do
-        not use: half the CPU of a request to a nearby server, and a thousand requests a load.
-        """
-        prepared = self._templates.get(url)
-        if prepared is None:
-            template = self.session.prepare_request(requests.Request("GET", url))
-            joint = "&" if urlsplit(template.url).query else "?"  # a path may bring a query
-            prepared = self._templates[url] = (template, joint)
-        template, joint = prepared
-        request = template.copy()
-        request.url = f"{template.url}{joint}{urlencode(params)}"
-        return request
-
-    @property
-    def _page_wait(self) -> float:
-        """The longest a page can take: its deadline, plus one wait at the shared throttle."""
-        return self.page_deadline + self.retry.budget + 1.0
+        return self._sender.session
 
     def close(self) -> None:
         """Close the session's connections, if any were opened."""
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
-            self._templates.clear()
+        self._sender.close()
 
     def cancel(self) -> None:
         """Stop every read of this client, from any thread (e.g. a task's ``on_kill``).
@@ -231,10 +184,6 @@ class OctopushClient:
         prefetching threads and any wait for a retry raise :class:`OctopushCancelledError`.
         """
         self._cancelled.set()
-
-    def _raise_if_cancelled(self, number: int) -> None:
-        if self._cancelled.is_set():
-            raise OctopushCancelledError(f"the read was cancelled before page {number} was read")
 
     def __enter__(self) -> OctopushClient:
         return self
@@ -267,7 +216,7 @@ class OctopushClient:
             stop_when=stop_when,
             confirm_stop=stop_when is not None,
             max_pages=max_pages or self.max_pages,
-            page_wait=self._page_wait,
+            page_wait=self._retries.page_wait(self.retry),
             max_bytes_ahead=self.max_bytes_ahead,
             page_ceiling=self.page_ceiling,
             cancelled=self._cancelled.is_set,
@@ -300,7 +249,7 @@ class OctopushClient:
             endpoint=endpoint,
             stop_when=stop_when,
             max_pages=max_pages or self.max_pages,
-            page_wait=self._page_wait,
+            page_wait=self._retries.page_wait(self.retry),
             page_ceiling=self.page_ceiling,
             log_level=logging.DEBUG,
             cancelled=self._cancelled.is_set,
@@ -330,242 +279,14 @@ class OctopushClient:
 
     def check_access(self) -> None:
         """One cheap authenticated request; raises the error a read would raise."""
-        self._fetch(
-            FIRST_PAGE,
-            per_page=1,
-            retry=RetryPolicy(max_attempts=2, budget=10.0),
-            endpoint=self._list,
-        )
+        self._fetch(FIRST_PAGE, per_page=1, retry=ACCESS_RETRY, endpoint=self._list)
 
     def fetch_page(self, number: int) -> Page:
         """One page, retried under the client's policy."""
         return self._fetch(number, per_page=self.per_page, retry=self.retry, endpoint=self._list)
 
     def _fetch(self, number: int, *, per_page: int, retry: RetryPolicy, endpoint: Endpoint) -> Page:
-        slept = 0.0
-        started = time.monotonic()
-        ends_at = started + self.page_deadline
-        for attempt in range(1, retry.max_attempts + 1):
-            self._throttle.wait(self._cancelled)
-            self._raise_if_cancelled(number)
-            try:
-                rows, table, end, size = self._attempt(
-                    number, per_page, endpoint, seconds=ends_at - time.monotonic()
-                )
-                self._raise_if_cancelled(number)
-                return Page(
-                    number=number,
-                    rows=rows,
-                    table=table,
-                    attempts=attempt,
-                    end=end,
-                    size=size,
-                )
-            except _Transient as failure:
-                error = failure.error
-                delay = retry.delay(attempt, failure.retry_after)
-                attempts = min(retry.max_attempts, failure.attempts or retry.max_attempts)
-                if attempt >= attempts or slept + delay > retry.budget:
-                    break
-                if time.monotonic() + delay >= ends_at:
-                    error.args = (f"{error} (page_deadline={self.page_deadline:g}s reached)",)
-                    break
-                logger.warning(
-                    "Octopush page %d: %s; retry %d of %d in %.1fs",
-                    number,
-                    error,
-                    attempt,
-                    attempts - 1,
-                    delay,
-                )
-                if failure.retry_after is not None or getattr(error, "status_code", 0) == 429:
-                    self._throttle.hold(delay)
-                else:
-                    self._cancelled.wait(delay)
-                slept += delay
-            except OctopushError as final:
-                final.attempts = attempt
-                scrub_chain(final, secrets=(self._auth.api_key,))
-                raise
-        error.args = (
-            f"{error} (gave up on page {number} after {attempt} attempt(s) "
-            f"in {time.monotonic() - started:.1f}s)",
-        )
-        error.attempts = attempt
-        scrub_chain(error, secrets=(self._auth.api_key,))
-        raise error
+        def attempt(seconds: float) -> Page:
+            return self._attempt(endpoint, number, per_page=per_page, seconds=seconds)
 
-    def _attempt(
-        self, number: int, per_page: int, endpoint: Endpoint, *, seconds: float
-    ) -> tuple[list[Conversation], Any, StopReason | None, int]:
-        params = {**endpoint.params, PAGE_PARAM: str(number), PER_PAGE_PARAM: str(per_page)}
-        limit = f"request_deadline={self.request_deadline:g}s"
-        if seconds < self.request_deadline:
-            limit = f"the {max(0.0, seconds):.1f}s left of page_deadline={self.page_deadline:g}s"
-        with deadline(max(0.0, min(self.request_deadline, seconds))) as watch:
-            try:
-                request = self._request(endpoint.url, params)
-                session = self.session
-                response = session.get_adapter(endpoint.url).send(
-                    request,
-                    stream=True,
-                    timeout=self.timeout,
-                    verify=session.verify,  # type: ignore[arg-type]  # always set above
-                    proxies=session.proxies,
-                )
-                with response:
-                    body = self._read(response, number)
-            except requests.RequestException as error:
-                raise self._failed(error, cut_off=watch.expired, limit=limit) from None
-            except BodyCutShort as error:
-                if watch.expired:
-                    raise self._failed(None, cut_off=True, limit=limit) from None
-                message = f"Octopush's answer for page {number} at {self.url}: {error}"
-                raise _Transient(OctopushConnectionError(message)) from None
-        if watch.expired:  # a body read up to a connection the watchdog closed may be cut short
-            raise self._failed(None, cut_off=True, limit=limit)
-        return (*self._interpret(response, body, number, endpoint, per_page), len(body))
-
-    def _read(self, response: requests.Response, number: int) -> bytes:
-        if not 200 <= response.status_code < 300:
-            return read_body(response, limit=ERROR_BODY_BYTES, truncate=True)
-        try:
-            return read_body(response, limit=self.max_response_bytes)
-        except BodyTooLarge:
-            raise OctopushResponseError(
-                f"Octopush answered page {number} with more than {self.max_response_bytes} "
-                "bytes, far more than a page of conversations: refused without reading the "
-                "rest. If the pages really are that large, raise max_response_bytes or lower "
-                "per_page"
-            ) from None
-
-    def _failed(
-        self, error: requests.RequestException | None, *, cut_off: bool, limit: str
-    ) -> _Transient:
-        """The retryable error for a request that failed on the way or was cut off at ``limit``."""
-        if cut_off:
-            message = f"Octopush did not finish answering within {limit} at {self.url}"
-        elif isinstance(error, requests.Timeout):
-            message = f"Octopush did not answer in time at {self.url}: {error}"
-        else:
-            message = (
-                f"could not read from Octopush at {self.url} ({type(error).__name__}): "
-                f"check the base URL{self._of_where()} and the network"
-            )
-        return _Transient(OctopushConnectionError(message))
-
-    def _interpret(
-        self,
-        response: requests.Response,
-        body: bytes,
-        number: int,
-        endpoint: Endpoint,
-        per_page: int,
-    ) -> tuple[list[Conversation], Any, StopReason | None]:
-        status = response.status_code
-        if status == 404:
-            # Past the end; on page 1 it means the account has no conversations yet, when the
-            # API says so: a wrong base URL or path answers 404 too.
-            if number != FIRST_PAGE:
-                return [], None, StopReason.NOT_FOUND
-            if says_nothing_found(body):
-                return [], None, StopReason.NO_CONVERSATIONS
-            raise OctopushRequestError(
-                f"Octopush answered 404 for page 1 of {endpoint.url} with an answer that is not "
-                f"its 'no conversation found': check the base URL and path{self._of_where()}. "
-                f"Response: {self._excerpt(body)}",
-                status_code=status,
-            )
-        if status == 401:
-            raise OctopushAuthError(
-                f"Octopush rejected the credentials (401) of api-login "
-                f"{self._auth.api_login!r}: check the API login and API key{self._of_where()}. "
-                f"Response: {self._excerpt(body)}",
-                status_code=status,
-            )
-        if status == 403:
-            raise OctopushAuthError(
-                f"api-login {self._auth.api_login!r} may not read conversations (403): give "
-                f"this API key access to conversations in Octopush{self._of_where()}. "
-                f"Response: {self._excerpt(body)}",
-                status_code=status,
-            )
-        if status in RETRYABLE_STATUS_CODES:
-            raise _Transient(
-                self._server_error(response, body, number),
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if 300 <= status < 400:
-            raise OctopushResponseError(
-                f"Octopush redirected page {number} ({status}) to "
-                f"{self._redact(response.headers.get('Location', ''))!r}: set the base URL"
-                f"{self._of_where()} "
-                "to the final address"
-            )
-        if 400 <= status < 500:
-            raise OctopushRequestError(
-                f"Octopush refused the request for page {number} ({status}): {self._excerpt(body)}",
-                status_code=status,
-            )
-        if status >= 500 or status < 200:
-            raise self._server_error(response, body, number)
-        tabulated = endpoint.tabulate(body) if endpoint.tabulate is not None else None
-        if tabulated is not None and tabulated[1]:  # an empty page ends the read below
-            table, keys = tabulated
-            self._check_count(len(keys), number, per_page)
-            return keys, table, None
-        items = self._parse_body(response, body, number)
-        self._check_count(len(items), number, per_page)
-        conversations = endpoint.parse(items, page=number)
-        if conversations:
-            return conversations, None, None
-        end = StopReason.NO_CONVERSATIONS if number == FIRST_PAGE else StopReason.EMPTY_PAGE
-        return [], None, end
-
-    def _check_count(self, rows: int, number: int, per_page: int) -> None:
-        """Refuse a page of more rows than asked: what is held in flight is sized by per_page."""
-        if rows > per_page:
-            raise OctopushResponseError(
-                f"Octopush answered page {number} with {rows} rows when per_page={per_page} "
-                "was asked: refused, as the API never sends more than it is asked for "
-                "(check the base URL and path)"
-            )
-
-    def _parse_body(self, response: requests.Response, body: bytes, number: int) -> list[Any]:
-        try:
-            items = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            # A truncated body or a proxy's error page may be gone on the next attempt; the same
-            # answer twice will not be.
-            raise _Transient(
-                OctopushResponseError(
-                    f"Octopush answered page {number} with a body that is not JSON ({error}; "
-                    f"{response.headers.get('Content-Type', 'no content type')}, "
-                    f"{len(body)} bytes): {self._excerpt(body)}"
-                ),
-                attempts=NON_JSON_ATTEMPTS,
-            ) from None
-        if not isinstance(items, list):
-            raise OctopushResponseError(
-                f"Octopush answered page {number} with a JSON {type(items).__name__} instead of "
-                f"a list of conversations: {self._excerpt(body)}"
-            )
-        return items
-
-    def _server_error(
-        self, response: requests.Response, body: bytes, number: int
-    ) -> OctopushServerError:
-        return OctopushServerError(
-            f"Octopush answered {response.status_code} for page {number}. "
-            f"Response: {self._excerpt(body)}",
-            status_code=response.status_code,
-        )
-
-    def _excerpt(self, body: bytes) -> str:
-        return excerpt(body, secrets=(self._auth.api_key,))
-
-    def _redact(self, text: str) -> str:
-        return redact(text, secrets=(self._auth.api_key,))
-
-    def _of_where(self) -> str:
-        return f" of {self.where}" if self.where else ""
+        return self._retries.fetch(number, attempt, retry=retry)

@@ -2,7 +2,9 @@
 
 A :class:`RetryPolicy` bounds both the number of attempts and the total time spent waiting, so a
 failing API can never hold a task forever. A :class:`Throttle` is shared by the threads of one
-client: when the API says 429, every thread waits, not only the one that was told.
+client: when the API says 429, every thread waits, not only the one that was told. An attempt
+that failed in a way another may not raises :class:`Transient`. The loop that applies these
+rules to a page is :mod:`octopush_provider.retry_loop`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,28 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from octopush_provider.exceptions import OctopushConfigError
+from octopush_provider.exceptions import OctopushConfigError, OctopushError
+
+
+class Transient(Exception):
+    """An attempt failed in a way that another attempt may not.
+
+    ``error`` is what is raised when no attempt is left; ``retry_after`` the server's
+    ``Retry-After`` in seconds, if it sent one; ``attempts`` caps the attempts this kind of
+    failure deserves, below the retry policy's.
+    """
+
+    def __init__(
+        self,
+        error: OctopushError,
+        *,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.attempts = attempts
 
 
 @dataclass(frozen=True, kw_only=True)
