@@ -32,8 +32,8 @@ from octopush_provider.messages import (
     CONVERSATION_ID_PARAM,
     ConversationMessages,
     MessageParent,
+    MessagesGuard,
     conversation_filter,
-    read_conversation,
 )
 from octopush_provider.options import check_options
 from octopush_provider.page import Page, Tabulate
@@ -268,7 +268,7 @@ class OctopushClient:
         with ThreadPoolExecutor(workers, thread_name_prefix="octopush-messages") as pool:
             try:
                 for parent in parents:
-                    pending.append(pool.submit(read_conversation, self, parent))
+                    pending.append(pool.submit(self._read_conversation, parent))
                     if len(pending) >= 2 * workers:
                         yield pending.pop(0).result()
                 while pending:
@@ -276,6 +276,13 @@ class OctopushClient:
             finally:
                 for future in pending:
                     future.cancel()
+
+    def _read_conversation(self, parent: MessageParent) -> ConversationMessages:
+        guard = MessagesGuard(parent)
+        stream = self.iter_messages(
+            parent.conversation_id, stop_when=guard.enough, max_pages=guard.max_pages
+        )
+        return guard.collect(stream)
 
     def check_access(self) -> None:
         """One cheap authenticated request; raises the error a read would raise."""

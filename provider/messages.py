@@ -9,7 +9,8 @@ read) or with a message to another phone number fails that conversation with
 :class:`~octopush_provider.exceptions.OctopushMismatchError`; its rows are never loaded.
 
 The read of a conversation ends when it has as many messages as the parent announced (one
-request for most conversations), or on an empty page or 404 as for the list.
+request for most conversations), or on an empty page or 404 as for the list. These checks are a
+:class:`MessagesGuard` the client applies to its read: the guard never calls the client.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from octopush_provider.exceptions import OctopushError, OctopushMismatchError, O
 from octopush_provider.page import Page, StopReason
 
 if TYPE_CHECKING:
-    from octopush_provider.client import OctopushClient
+    from octopush_provider.paging import PageStream
 
 MESSAGE_ID_FIELD = "message_id"
 CONVERSATION_ID_PARAM = "conversation_id"
@@ -148,46 +149,55 @@ def check_messages(parent: MessageParent, messages: list[Message]) -> None:
         )
 
 
-def read_conversation(client: OctopushClient, parent: MessageParent) -> ConversationMessages:
-    """Every message of one conversation, checked against its parent.
+class MessagesGuard:
+    """The checks a client applies to the read of one conversation's messages.
 
-    A mismatch is returned (the caller decides what to do with it); any other error is raised,
-    naming the conversation.
+    The client reads with :meth:`enough` as the stop condition and :attr:`max_pages` as the
+    cap, then hands the stream to :meth:`collect`; nothing here reads on its own.
     """
-    expected = parent.number_of_messages
-    received = 0
 
-    def enough(page: Page) -> bool:
+    def __init__(self, parent: MessageParent) -> None:
+        self.parent = parent
+        self._received = 0
+        expected = parent.number_of_messages
+        # Each non-empty page holds at least one message and the read stops once it has enough:
+        # this bound is never reached by a faithful answer.
+        self.max_pages = None if expected is None else expected + ARRIVAL_SLACK + 1
+
+    def enough(self, page: Page) -> bool:
         """Stop once it has enough, or at the first page that cannot be this conversation's:
         without a count, an API that ignores the id would otherwise serve every message of
         the account."""
-        nonlocal received
-        received += len(page.rows)
-        full = expected is not None and received >= expected
-        return full or _stranger(parent, page.rows) is not None
+        expected = self.parent.number_of_messages
+        self._received += len(page.rows)
+        full = expected is not None and self._received >= expected
+        return full or _stranger(self.parent, page.rows) is not None
 
-    # Each non-empty page holds at least one message and the read stops once it has enough:
-    # this bound is never reached by a faithful answer.
-    max_pages = None if expected is None else expected + ARRIVAL_SLACK + 1
-    stream = client.iter_messages(parent.conversation_id, stop_when=enough, max_pages=max_pages)
-    unique: dict[str, Message] = {}
-    try:
-        for page in stream:
-            for message in page:
-                unique[message[MESSAGE_ID_FIELD]] = message
-    except OctopushError as error:
-        error.args = (f"messages of conversation {parent.conversation_id!r}: {error}",)
-        raise
-    result = ConversationMessages(
-        parent=parent, messages=list(unique.values()), requests=stream.report.requests
-    )
-    try:
-        if stream.report.stop_reason is StopReason.MAX_PAGES:
-            raise OctopushMismatchError(
-                f"the messages of conversation {parent.conversation_id!r} did not end within "
-                "max_pages pages; none of them is loaded (raise max_pages to load them)"
-            )
-        check_messages(parent, result.messages)
-    except OctopushMismatchError as error:
-        result.messages, result.error = [], error
-    return result
+    def collect(self, stream: PageStream) -> ConversationMessages:
+        """Every message of the conversation read by ``stream``, checked against its parent.
+
+        A mismatch is returned (the caller decides what to do with it); any other error is
+        raised, naming the conversation.
+        """
+        parent = self.parent
+        unique: dict[str, Message] = {}
+        try:
+            for page in stream:
+                for message in page:
+                    unique[message[MESSAGE_ID_FIELD]] = message
+        except OctopushError as error:
+            error.args = (f"messages of conversation {parent.conversation_id!r}: {error}",)
+            raise
+        result = ConversationMessages(
+            parent=parent, messages=list(unique.values()), requests=stream.report.requests
+        )
+        try:
+            if stream.report.stop_reason is StopReason.MAX_PAGES:
+                raise OctopushMismatchError(
+                    f"the messages of conversation {parent.conversation_id!r} did not end within "
+                    "max_pages pages; none of them is loaded (raise max_pages to load them)"
+                )
+            check_messages(parent, result.messages)
+        except OctopushMismatchError as error:
+            result.messages, result.error = [], error
+        return result

@@ -27,7 +27,7 @@ from octopush_provider.exceptions import (
     OctopushResponseError,
     OctopushServerError,
 )
-from octopush_provider.messages import MessageParent, read_conversation
+from octopush_provider.messages import MessageParent
 from octopush_provider.paging import StopReason
 from octopush_provider.retry import RetryPolicy
 from octopush_provider.sandbox import ConversationStore
@@ -448,7 +448,7 @@ def test_an_answer_of_more_messages_than_the_count_allows_is_refused_by_the_coun
     server = hostile(_pages_of(messages, 100))
     parent = MessageParent(conversation_id="c1", phone_number=phone, number_of_messages=5)
 
-    result = read_conversation(_client(server), parent)
+    (result,) = _client(server).read_messages([parent])
 
     assert (result.error is not None) is refused
     assert len(result.messages) == (0 if refused else 5 + extra)
