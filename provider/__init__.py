@@ -1,4 +1,9 @@
-"""Airflow provider for Octopush; importing this package never imports Airflow."""
+"""Airflow provider for Octopush; importing this package never imports Airflow.
+
+What a user imports is here: :class:`OctopushClient`, the HTTP client the hook and the dlt
+source read through, and the errors it raises (:mod:`octopush_provider.exceptions` draws their
+tree).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,20 @@ from typing import Any
 
 from packaging.version import Version
 
+from octopush_provider.client import OctopushClient
+from octopush_provider.exceptions import (
+    OctopushAuthError,
+    OctopushCancelledError,
+    OctopushConfigError,
+    OctopushConnectionError,
+    OctopushError,
+    OctopushHTTPError,
+    OctopushMismatchError,
+    OctopushRequestError,
+    OctopushResponseError,
+    OctopushServerError,
+    OctopushStalledReadError,
+)
 from octopush_provider.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -23,6 +42,23 @@ from octopush_provider.settings import (
     MAX_TIMEOUT,
     MESSAGES_PATH,
 )
+
+__all__ = [
+    "CONNECTION_FIELDS",
+    "OctopushAuthError",
+    "OctopushCancelledError",
+    "OctopushClient",
+    "OctopushConfigError",
+    "OctopushConnectionError",
+    "OctopushError",
+    "OctopushHTTPError",
+    "OctopushMismatchError",
+    "OctopushRequestError",
+    "OctopushResponseError",
+    "OctopushServerError",
+    "OctopushStalledReadError",
+    "get_provider_info",
+]
 
 __version__ = "0.1.0"
 
