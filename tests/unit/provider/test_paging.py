@@ -144,3 +144,13 @@ def test_a_concurrent_read_reads_again_in_order_only_when_the_head_moved(moved, 
         "order so that none is missed"
     )
     assert (warned in caplog.messages) is moved
+
+
+def test_a_new_message_in_the_top_conversation_alone_moves_the_head():
+    fetch = FakeList(_conversations(*"abcdefghijkl"), per_page=3)
+    fetch.before[3] = lambda: fetch.rows[0].update(last_message_at="2026-11-01T13:00:00Z")
+    stream = _stream(fetch, concurrency=2)
+
+    list(stream)
+
+    assert stream.report.reread  # same ids at the top, another cursor: compared by both
