@@ -310,6 +310,8 @@ class SandboxServer:
         self.unreadable_ids: set[str] = set()
         self._fault_rng = random.Random(fault_seed)
         self._lock = threading.Lock()
+        # Held while a request's due changes run and its rows are read, as one step.
+        self._serving = threading.Lock()
         self._faults: list[Fault] = []
         self._actions: dict[int, list[Callable[[ConversationStore], object]]] = {}
         self._requests: list[RequestRecord] = []
@@ -475,7 +477,11 @@ class SandboxServer:
         login: str | None,
         key: str | None,
     ) -> _Reply:
-        self._run_actions()
+        # The changes due before a request and the rows it reads are one step, as on a real
+        # server: two requests in flight never both read the list as it was before both changes.
+        with self._serving:
+            self._run_actions()
+            served = rows()
         if login not in (self.api_login, self.read_only_login) or key != self.api_key:
             return 401, None, partial(handler.send_error_object, 401)
         if login == self.read_only_login:
@@ -484,9 +490,9 @@ class SandboxServer:
         kind = fault.kind if fault else None
         if fault is None or fault.kind == "slow":
             time.sleep(fault.delay if fault else 0.0)
-            return self._reply_with_rows(handler, rows(), kind)
+            return self._reply_with_rows(handler, served, kind)
         if fault.kind == "truncated":
-            body = orjson.dumps(rows() or [])
+            body = orjson.dumps(served or [])
             return None, kind, partial(handler.send_body, 200, body, truncate=True)
         if fault.kind == "reset":
             return None, kind, handler.reset
