@@ -385,7 +385,9 @@ def test_a_server_that_ignores_the_page_parameter_is_refused_not_looped_on(
 
 
 def test_a_429_retry_after_holds_back_every_thread_not_only_the_one_told(make_sandbox, make_client):
-    sandbox = make_sandbox(conversations=3000)
+    # Each answer takes 0.2 s, so a busy machine's slower reaction to the 429 lets only a few
+    # more answers out before the threads stop, whatever the load.
+    sandbox = make_sandbox(conversations=3000, latency=0.2)
     sandbox.add_fault("429", page=8, retry_after="1")
     client = make_client(sandbox, concurrency=8, per_page=50)
 
