@@ -7,21 +7,38 @@ one clock read, whatever the size of the account; the line says what is done, th
 when the end is known, how long is left. The counts also go to the collector a dlt user passed
 as ``dlt.pipeline(progress=...)`` (``log``, ``tqdm``, ``enlighten``), as counters named
 ``Octopush ...``.
+
+After the read, dlt normalises and loads, and reports its counts to the pipeline's collector
+only. The runner watches those steps (:func:`watching_steps`): the collector is wrapped in a
+:class:`StepWatch`, which passes every call on and keeps the step and its counts, and a thread
+logs them every :data:`PROGRESS_EVERY_SECONDS` while a step lasts longer than that. The thread
+is stopped and joined, within a bound, when the run ends, however it ends.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import dlt
 from dlt.common.configuration.container import Container
 from dlt.common.pipeline import PipelineContext
 from dlt.common.runtime.collector import NULL_COLLECTOR, Collector
 
 from octopush_provider.page import Page
 
-__all__ = ["PROGRESS_EVERY_SECONDS", "Progress", "duration", "estimate"]
+__all__ = [
+    "PROGRESS_EVERY_SECONDS",
+    "Progress",
+    "StepWatch",
+    "duration",
+    "estimate",
+    "watching_steps",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -135,3 +152,125 @@ class Progress:
             f"Octopush {self.what}: {pages}{done} {self.unit} ({self.requests:,} requests) "
             f"in {duration(elapsed)}, {rate:,.0f}/s{left}"
         )
+
+
+# The counters dlt keeps besides the rows of each table (see dlt's Collector.update).
+_FILES, _JOBS, _RESOURCES = "Files", "Jobs", "Resources"
+# How long the end of a run waits for the progress thread: it wakes every fifth of an interval.
+_JOIN_SECONDS = 5.0
+
+
+class StepWatch(Collector):
+    """The collector dlt reports to during a run: it passes every call on to the pipeline's own
+    collector (a dlt user's ``progress=``, else dlt's no-op) and keeps the step dlt is in, when it
+    began, and its counts, for :meth:`line`.
+
+    Only dlt's thread writes; the progress thread reads whole values, never a container.
+    """
+
+    def __init__(self, inner: Collector, *, clock: Clock = time.monotonic) -> None:
+        self.inner = inner
+        self.step = ""
+        self._clock = clock
+        self._started = clock()
+        self._rows = self._files = self._jobs_done = self._jobs_due = 0
+
+    def update(  # noqa: PLR0917 (dlt's signature, called positionally by dlt)
+        self,
+        name: str,
+        inc: int = 1,
+        total: int | None = None,
+        inc_total: int | None = None,
+        message: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        if name == _FILES:
+            self._files = total if total is not None else self._files + (inc_total or 0)
+        elif name == _JOBS:
+            if label is None:
+                self._jobs_done += inc
+            self._jobs_due = total if total is not None else self._jobs_due + (inc_total or 0)
+        elif name != _RESOURCES and not name.startswith("Octopush "):
+            self._rows += inc
+        # dlt annotates its None defaults as int and str: its own calls pass None.
+        self.inner.update(name, inc, total, inc_total, message, label)  # type: ignore[arg-type]
+
+    def _start(self, step: str) -> None:
+        self._rows = self._files = self._jobs_done = self._jobs_due = 0
+        self._started = self._clock()
+        self.step = step
+        self.inner(step).__enter__()
+
+    def _stop(self) -> None:
+        self.step = ""
+        self.inner.__exit__(None, None, None)  # type: ignore[arg-type]
+
+    def on_start_trace(self, *args: Any) -> None:
+        self.inner.on_start_trace(*args)
+
+    def on_start_trace_step(self, *args: Any) -> None:
+        self.inner.on_start_trace_step(*args)
+
+    def on_end_trace_step(self, *args: Any) -> None:
+        self.inner.on_end_trace_step(*args)
+
+    def on_end_trace(self, *args: Any) -> None:
+        self.inner.on_end_trace(*args)
+
+    def line(self, *, at_least: float) -> str | None:
+        """What dlt has done of its normalize or load step, once the step has lasted
+        ``at_least`` seconds; None in other steps (the read logs its own lines)."""
+        phase = self.step.split(" ", 1)[0].lower()
+        elapsed = self._clock() - self._started
+        if phase not in ("normalize", "load") or elapsed < at_least:
+            return None
+        took = duration(elapsed)
+        if phase == "normalize":
+            rate = self._rows / elapsed if elapsed > 0 else 0.0
+            return (
+                f"Octopush dlt normalize: {self._rows:,} rows of {_files(self._files)} "
+                f"in {took}, {rate:,.0f}/s"
+            )
+        return f"Octopush dlt load: {self._jobs_done:,} of {self._jobs_due:,} jobs in {took}"
+
+
+def _files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count:,} files"
+
+
+def _beat(watch: StepWatch, stop: threading.Event, every: float) -> None:
+    """A line every ``every`` seconds while a step that logs nothing of its own lasts."""
+    last = -every
+    while not stop.wait(every / 5):
+        now = time.monotonic()
+        if now - last < every:
+            continue
+        line = watch.line(at_least=every)
+        if line is not None:
+            last = now
+            logger.info("%s", line)
+
+
+@contextmanager
+def watching_steps(pipeline: dlt.Pipeline, *, every: float | None = None) -> Iterator[StepWatch]:
+    """While the body runs, dlt reports to a :class:`StepWatch`, and a thread logs its normalize
+    and load steps every ``every`` seconds (:data:`PROGRESS_EVERY_SECONDS` by default).
+
+    Afterwards the pipeline has its own collector back and the thread has ended (it is waited for
+    a few seconds at most; it is a daemon, so it never holds the process).
+    """
+    interval = PROGRESS_EVERY_SECONDS if every is None else every
+    inner = pipeline.collector
+    watch = StepWatch(inner)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_beat, args=(watch, stop, interval), name="octopush-progress", daemon=True
+    )
+    pipeline.collector = watch
+    thread.start()
+    try:
+        yield watch
+    finally:
+        stop.set()
+        thread.join(timeout=_JOIN_SECONDS)
+        pipeline.collector = inner

@@ -28,7 +28,7 @@ from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.destinations import duckdb_held_open
 from octopush_dlt.entry_points import runner_driving
 from octopush_dlt.messages import conversations_read
-from octopush_dlt.progress import duration, estimate
+from octopush_dlt.progress import duration, estimate, watching_steps
 from octopush_dlt.receipts import ReceiptFigures
 from octopush_dlt.settings import (
     MAX_SLICES,
@@ -331,11 +331,14 @@ def run_load(
     warehouse instead of inserting row by row. After a source built with ``detect_deletes``,
     the conversations the list no longer returns are flagged or removed
     (:mod:`octopush_dlt.deletions`). A DuckDB file stays open from start to end
-    (:func:`~octopush_dlt.destinations.duckdb_held_open`).
+    (:func:`~octopush_dlt.destinations.duckdb_held_open`). While dlt normalises and loads, a
+    progress line every few seconds says how far it got
+    (:func:`~octopush_dlt.progress.watching_steps`).
     """
     with (
         runner_driving(slice_conversations=slice_conversations),
         duckdb_held_open(pipeline),
+        watching_steps(pipeline),
     ):
         return _run_held(pipeline, source, full_refresh=full_refresh)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 from collections.abc import Callable
 
 import dlt
 import pytest
 from dlt.common.runtime.collector import LogCollector
+from dlt.extract.source import DltSource
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from octopush_dlt import progress
 from octopush_dlt.runner import LoadSummary, run_load
@@ -91,15 +94,69 @@ def test_messages_and_slices_tell_what_is_done_of_what_is_due_and_the_time_left(
         ), line
 
 
+def test_dlt_normalize_and_load_steps_log_a_progress_line_every_few_seconds(
+    make_sandbox: Callable[..., SandboxServer],
+    make_pipeline: Callable[..., dlt.Pipeline],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Loading 250 conversations and their messages into DuckDB takes a few hundred ms, many
+    # intervals of 10 ms: the steps after the read are long enough to be seen.
+    every = 0.01
+    monkeypatch.setattr(progress, "PROGRESS_EVERY_SECONDS", every)
+    caplog.set_level(logging.INFO)
+    pipeline = make_pipeline()
+
+    run_load(pipeline, sandbox_source(make_sandbox()))
+
+    steps = [line for line in progress_lines(caplog) if line.startswith("Octopush dlt ")]
+    assert steps, progress_lines(caplog)
+    for line in steps:
+        assert re.fullmatch(
+            r"Octopush dlt normalize: [\d,]+ rows of [\d,]+ files? in [\d.]+s, [\d,]+/s"
+            r"|Octopush dlt load: \d+ of \d+ jobs in [\d.]+s",
+            line,
+        ), line
+    load = [line for line in steps if line.startswith("Octopush dlt load")]
+    took = {step.step: step.finished_at - step.started_at for step in pipeline.last_trace.steps}
+    assert len(load) <= took["load"].total_seconds() / every + 1, load
+    assert "octopush-progress" not in {thread.name for thread in threading.enumerate()}
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        pytest.param(lambda pipeline, source: pipeline.run(source), id="pipeline.run"),
+        pytest.param(run_load, id="run_load"),
+    ],
+)
 def test_a_dlt_user_sees_our_counts_in_the_progress_collector_they_chose(
-    sandbox: SandboxServer, make_pipeline: Callable[..., dlt.Pipeline]
+    sandbox: SandboxServer,
+    make_pipeline: Callable[..., dlt.Pipeline],
+    load: Callable[[dlt.Pipeline, DltSource], object],
 ) -> None:
     shown = io.StringIO()
     collector = LogCollector(log_period=0, logger=shown, dump_system_stats=False)
     pipeline = make_pipeline(progress=collector)
 
-    pipeline.run(sandbox_source(sandbox))
+    load(pipeline, sandbox_source(sandbox))
 
     text = shown.getvalue()
     assert re.search(r"^Octopush list: 250 ", text, re.MULTILINE), text[-2000:]
     assert re.search(r"^Octopush messages: 250/250 \(100.0%\)", text, re.MULTILINE)
+    # dlt's own counts go on reaching it when the runner watches the steps.
+    assert re.search(r"^Jobs: \d+/\d+ \(100.0%\)", text, re.MULTILINE), text[-2000:]
+    assert pipeline.collector is collector
+
+
+def test_a_failed_load_stops_the_progress_thread_and_gives_the_collector_back(
+    make_sandbox: Callable[..., SandboxServer], make_pipeline: Callable[..., dlt.Pipeline]
+) -> None:
+    pipeline = make_pipeline()
+    collector = pipeline.collector
+
+    with pytest.raises(PipelineStepFailed):
+        run_load(pipeline, sandbox_source(make_sandbox(), api_key="wrong-key"))
+
+    assert pipeline.collector is collector
+    assert "octopush-progress" not in {thread.name for thread in threading.enumerate()}
