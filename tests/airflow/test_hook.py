@@ -151,6 +151,39 @@ def test_unset_extras_keep_the_defaults_the_form_describes(
         assert f"Empty: {default}." in CONNECTION_FIELDS[name]["description"]
 
 
+@pytest.mark.parametrize("empty", [None, ""], ids=["null", "empty-string"])
+def test_every_field_left_empty_in_the_form_reads_as_if_it_were_not_stored(
+    sandbox: SandboxServer,
+    octopush_connection: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+    empty: str | None,
+) -> None:
+    # Airflow 3.3's form stores every custom field, null when left empty (written by hand: "").
+    octopush_connection(sandbox.base_url)
+    unset = OctopushHook()
+    octopush_connection(sandbox.base_url, **dict.fromkeys(CONNECTION_FIELDS, empty))
+    stored = OctopushHook()
+
+    client, default = stored.get_conn(), unset.get_conn()
+
+    assert repr(client) == repr(default)
+    assert (client.per_page, client.concurrency, client.timeout, client.max_pages) == (
+        default.per_page,
+        default.concurrency,
+        default.timeout,
+        default.max_pages,
+    )
+    assert (client.request_deadline, client.max_response_bytes, client.messages_url) == (
+        default.request_deadline,
+        default.max_response_bytes,
+        default.messages_url,
+    )
+    assert stored.hash_secret() is None
+    assert stored.test_connection() == unset.test_connection()
+    assert "unknown extras" not in caplog.text
+    assert ids(list(client.iter_conversations())) == ids(list(default.iter_conversations()))
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
