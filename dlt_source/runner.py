@@ -174,7 +174,11 @@ class LoadSummary:
             )
         )
         if self.slices > 1:
-            lines.append(f"  first load: {self.slices} slices {_term('slices')}")
+            # Each slice reads the list and logs its own "read ended": the list line adds them up.
+            lines.append(
+                f"  first load: {self.slices} slices; the list line adds up their reads "
+                f"{_term('slices')}"
+            )
         return lines + self._deletion_lines()
 
     def _deletion_lines(self) -> list[str]:

@@ -6,12 +6,15 @@ from the sandbox and the clock, not from the summary itself.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dlt
+import pytest
 
 from octopush_dlt.runner import TERMS, LoadSummary, MessagesSummary, run_load
 from octopush_provider.sandbox import SandboxServer
@@ -113,3 +116,59 @@ def test_summary_lines_are_short_and_each_term_links_to_its_explanation() -> Non
     }
     assert set(linked) <= documented
     assert lines[0] == "loaded into duckdb:octopush in 1m 02s (load id 1796614461.5031734)"
+
+
+READ_ENDED = re.compile(
+    r"Octopush read ended \(\w+\): (\d+) pages, \d+ conversations, (\d+) requests, (\d+) retries"
+)
+
+
+def logged_reads(caplog: pytest.LogCaptureFixture) -> tuple[int, int, int]:
+    """Pages, requests and retries of every "read ended" line of the log, added up."""
+    found = [READ_ENDED.match(record.getMessage()) for record in caplog.records]
+    figures = [tuple(int(number) for number in match.groups()) for match in found if match]
+    assert figures, "no read ended line"
+    return (
+        sum(pages for pages, _, _ in figures),
+        sum(requests for _, requests, _ in figures),
+        sum(retries for _, _, retries in figures),
+    )
+
+
+@pytest.mark.parametrize(
+    ("server", "options", "runs"),
+    [
+        pytest.param({}, {"slice_conversations": 100}, 1, id="first-load-in-slices"),
+        pytest.param(
+            {"fault_rate": 0.2, "fault_kinds": ("429", "503")},
+            {"resources": ["conversations"], "per_page": 10},
+            1,
+            id="retried-pages",
+        ),
+        pytest.param({}, {}, 2, id="nothing-new"),
+    ],
+)
+def test_pages_requests_and_retries_agree_in_the_log_the_summary_and_xcom(
+    make_sandbox: Callable[..., SandboxServer],
+    make_pipeline: Callable[..., dlt.Pipeline],
+    caplog: pytest.LogCaptureFixture,
+    server: dict[str, Any],
+    options: dict[str, Any],
+    runs: int,
+) -> None:
+    caplog.set_level(logging.INFO)
+    sandbox, pipeline = make_sandbox(**server), make_pipeline()
+    for _ in range(runs):
+        caplog.clear()
+        summary = run_load(pipeline, sandbox_source(sandbox, **options))
+
+    pages, requests, retries = logged_reads(caplog)
+    xcom = summary.as_dict()
+    assert (summary.pages, summary.requests, summary.retries) == (pages, requests, retries)
+    assert (xcom["pages"], xcom["requests"], xcom["retries"]) == (pages, requests, retries)
+    text = "\n".join(summary.lines())
+    assert f"  list: {pages} pages, {requests} requests, {retries} retr" in text
+    if "fault_rate" in server:
+        assert retries > 0
+    if "slice_conversations" in options:  # 250 conversations: three reads, three log lines
+        assert "  first load: 3 slices; the list line adds up their reads" in text
