@@ -163,7 +163,17 @@ def full_read(
 
 def _capped(read: PageStream, full: PageStream) -> bool:
     """Whether ``read``, a part of the full read ``full``, stopped at ``max_pages``; if so the
-    full read counts as capped too, and nothing is marked (:func:`check_complete`)."""
+    full read counts as capped too, and nothing is marked (:func:`check_complete`).
+
+    The part's figures go into the full read's: it logged its own "read ended" line, and the
+    summary's list line adds up every such line of the run.
+    """
+    part, whole = read.report, full.report
+    whole.pages += part.pages
+    whole.conversations += part.conversations
+    whole.requests += part.requests
+    whole.retries += part.retries
+    whole.elapsed += part.elapsed
     if read.report.stop_reason is StopReason.MAX_PAGES:
         full.report.stop_reason = StopReason.MAX_PAGES
         return True

@@ -146,6 +146,8 @@ def logged_reads(caplog: pytest.LogCaptureFixture) -> tuple[int, int, int]:
             id="retried-pages",
         ),
         pytest.param({}, {}, 2, id="nothing-new"),
+        # The second run checks for deletions: it reads the head of the list again.
+        pytest.param({}, {"detect_deletes": True}, 2, id="deletion-check"),
     ],
 )
 def test_pages_requests_and_retries_agree_in_the_log_the_summary_and_xcom(
