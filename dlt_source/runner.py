@@ -315,6 +315,22 @@ def _slice_progress(backfill: dict[str, Any], slices: int, started: float) -> No
     )
 
 
+def _file_format(pipeline: dlt.Pipeline) -> TLoaderFileFormat | None:
+    """Parquet when the destination takes it, else dlt's choice.
+
+    A destination may list parquet and take it only with an optional driver (Postgres without
+    ADBC): its selector says what it takes today, and asked with no table's wish it warns of
+    nothing, where asking for parquet would log dlt's warning for every table of every run.
+    """
+    caps = pipeline.destination.capabilities()
+    supported = caps.supported_loader_file_formats
+    if caps.loader_file_format_selector is not None:
+        _, supported = caps.loader_file_format_selector(
+            caps.preferred_loader_file_format, supported, table_schema={"name": TABLE_NAME}
+        )
+    return "parquet" if "parquet" in supported else None
+
+
 def _sum(reads: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: sum(read.get(name, 0) for read in reads) for name in names}
 
@@ -348,10 +364,7 @@ def run_load(
 
 
 def _run_held(pipeline: dlt.Pipeline, source: DltSource, *, full_refresh: bool) -> LoadSummary:
-    caps = pipeline.destination.capabilities()
-    file_format: TLoaderFileFormat | None = (
-        "parquet" if "parquet" in caps.supported_loader_file_formats else None
-    )
+    file_format = _file_format(pipeline)
     refresh: TRefreshMode | None = "drop_sources" if full_refresh else None
     started = time.monotonic()
     reads: list[dict[str, Any]] = []

@@ -55,3 +55,19 @@ def test_postgres_full_then_incremental_load_of_both_tables_equals_the_sandbox(
         )
     assert kinds["last_message_at"] == "timestamp with time zone"
     assert kinds["number_of_messages"] == "bigint"
+
+
+def test_a_postgres_load_asks_for_no_file_format_its_driver_cannot_take(
+    sandbox, make_pipeline, postgres_dataset, capfd
+):
+    # Postgres lists parquet, but takes it only through the optional ADBC driver: a load asking
+    # for it without the driver had dlt warn (on stderr, its own handler) for each table of each
+    # run, then insert rows anyway.
+    destination = dlt.destinations.postgres(POSTGRES_URL)
+    pipeline = make_pipeline("octopush_pg", destination=destination, dataset_name=postgres_dataset)
+
+    run_load(pipeline, sandbox_source(sandbox))
+
+    _, stderr = capfd.readouterr()
+    assert "file format" not in stderr, stderr[-2000:]
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
