@@ -156,7 +156,8 @@ class Progress:
 
 # The counters dlt keeps besides the rows of each table (see dlt's Collector.update).
 _FILES, _JOBS, _RESOURCES = "Files", "Jobs", "Resources"
-# How long the end of a run waits for the progress thread: it wakes every fifth of an interval.
+# How long the end of a run waits for the progress thread, which wakes as soon as it is told to
+# stop: a bound on the time it may take to finish writing a line.
 _JOIN_SECONDS = 5.0
 
 
@@ -165,7 +166,8 @@ class StepWatch(Collector):
     collector (a dlt user's ``progress=``, else dlt's no-op) and keeps the step dlt is in, when it
     began, and its counts, for :meth:`line`.
 
-    Only dlt's thread writes; the progress thread reads whole values, never a container.
+    dlt's threads write whole numbers and a string; the progress thread only reads them, never
+    a container, so it needs no lock (a count a line shows may be one update behind).
     """
 
     def __init__(self, inner: Collector, *, clock: Clock = time.monotonic) -> None:
