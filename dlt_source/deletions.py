@@ -170,7 +170,7 @@ def _capped(read: PageStream, full: PageStream) -> bool:
     """
     part, whole = read.report, full.report
     whole.pages += part.pages
-    whole.conversations += part.conversations
+    whole.rows += part.rows
     whole.requests += part.requests
     whole.retries += part.retries
     whole.elapsed += part.elapsed
