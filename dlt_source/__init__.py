@@ -36,6 +36,7 @@ from octopush_dlt.settings import (
     SOURCE_NAME,
 )
 from octopush_dlt.tables import MESSAGES, TABLES
+from octopush_dlt.writer import register_writer_defaults
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import to_utc
 from octopush_provider.exceptions import OctopushConfigError
@@ -146,6 +147,7 @@ def octopush_source(
     )
     if slice_conversations is not None:
         check_slice_size(slice_conversations)
+    register_writer_defaults()
     for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
         if seconds < 0:
             raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")

@@ -1,0 +1,75 @@
+"""Memory bounded in bytes: batches of huge rows close early, dlt's writer holds one batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from octopush_dlt import octopush_source
+from octopush_dlt.batches import batches
+from octopush_dlt.settings import BATCH_BYTES
+
+MiB = 1024 * 1024
+
+
+def test_a_batch_of_huge_rows_closes_at_its_bytes_before_its_rows():
+    # Pages of 100 rows of 600 KB each (~60 MB): far fewer rows than a batch, far more bytes.
+    pages = [f"page {n}" for n in range(1, 7)]
+
+    joined = list(batches(pages, rows=lambda page: 100, size=lambda page: 60_000_000))
+
+    # Each page alone passes BATCH_BYTES: each is a batch of its own, none waits for the next.
+    assert BATCH_BYTES < 60_000_000
+    assert joined == [[page] for page in pages]
+
+
+def test_small_pages_are_joined_until_their_bytes_reach_the_bound():
+    pages = list(range(10))
+
+    joined = list(batches(pages, rows=lambda page: 10, size=lambda page: 10 * MiB))
+
+    assert [len(batch) for batch in joined] == [4, 4, 2]  # 40 MiB >= 32 MiB closes a batch
+
+
+def _row_groups_extracted(pipeline) -> list[int]:
+    """Row groups of each conversations file dlt's extract step wrote (one per write)."""
+    files = sorted(Path(pipeline.working_dir).rglob("conversations.*.parquet"))
+    assert files, "no conversations file was extracted"
+    return [pq.ParquetFile(file).metadata.num_row_groups for file in files]
+
+
+def test_dlt_writes_each_batch_as_it_comes_under_a_plain_extract(
+    sandbox, make_client, make_pipeline, monkeypatch
+):
+    # 250 conversations in batches of 100: dlt's default buffer (5,000 rows) would hold all
+    # three and write them as one row group; told to hold one batch, it writes each at once.
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_ROWS", 100)
+    pipeline = make_pipeline()
+    source = octopush_source(client=make_client(sandbox), resources=["conversations"])
+
+    pipeline.extract(source, loader_file_format="parquet")
+
+    assert _row_groups_extracted(pipeline) == [3]
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "SOURCES__OCTOPUSH__DATA_WRITER__BUFFER_MAX_ITEMS",
+        "SOURCES__DATA_WRITER__BUFFER_MAX_ITEMS",
+        "DATA_WRITER__BUFFER_MAX_ITEMS",
+    ],
+)
+def test_a_writer_buffer_the_user_set_wins_over_the_source_default(
+    sandbox, make_client, make_pipeline, monkeypatch, variable
+):
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_ROWS", 100)
+    monkeypatch.setenv(variable, "5000")
+    pipeline = make_pipeline()
+    source = octopush_source(client=make_client(sandbox), resources=["conversations"])
+
+    pipeline.extract(source, loader_file_format="parquet")
+
+    assert _row_groups_extracted(pipeline) == [1]  # the user's 5,000 rows held all three
