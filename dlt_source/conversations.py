@@ -48,6 +48,7 @@ from octopush_dlt.settings import (
     TABLE_NAME,
 )
 from octopush_dlt.tables import CONVERSATIONS
+from octopush_dlt.writer import register_writer_defaults
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import Conversation
 from octopush_provider.exceptions import OctopushResponseError
@@ -121,6 +122,7 @@ def _conversations(
     :mod:`octopush_dlt.deletions`).
     """
     plan = plan_run(slice_conversations=slice_conversations, detect_deletes=deletions is not None)
+    register_writer_defaults(dlt.current.pipeline().pipeline_name)
     slice_size = plan.slice_size
     state = dlt.current.resource_state()
     horizon = datetime.now(UTC) + timedelta(seconds=clock_skew)

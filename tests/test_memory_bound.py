@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from dlt.common.configuration.resolve import inject_section, resolve_configuration
+from dlt.common.configuration.specs import ConfigSectionContext, known_sections
+from dlt.common.data_writers.buffered import BufferedDataWriter
 
 from octopush_dlt import octopush_source
 from octopush_dlt.batches import batches
@@ -73,3 +76,43 @@ def test_a_writer_buffer_the_user_set_wins_over_the_source_default(
     pipeline.extract(source, loader_file_format="parquet")
 
     assert _row_groups_extracted(pipeline) == [1]  # the user's 5,000 rows held all three
+
+
+def _normalize_writer_buffer(pipeline_name: str) -> int:
+    """The buffer dlt's normalize step of ``pipeline_name`` resolves for its writers."""
+    section = ConfigSectionContext(
+        pipeline_name=pipeline_name, sections=(known_sections.NORMALIZE,)
+    )
+    with inject_section(section):
+        return resolve_configuration(
+            BufferedDataWriter.BufferedDataWriterConfiguration()
+        ).buffer_max_items
+
+
+def test_the_pipeline_that_extracts_the_source_normalizes_one_batch_at_a_time(
+    sandbox, make_client, make_pipeline
+):
+    pipeline = make_pipeline("octopush_bounded")
+    pipeline.extract(octopush_source(client=make_client(sandbox), resources=["conversations"]))
+
+    assert _normalize_writer_buffer("octopush_bounded") == 1
+    assert _normalize_writer_buffer("some_other_pipeline") == 5000  # dlt's default, untouched
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS",
+        "DATA_WRITER__BUFFER_MAX_ITEMS",
+        "OCTOPUSH_USER_SET__NORMALIZE__DATA_WRITER__BUFFER_MAX_ITEMS",
+        "OCTOPUSH_USER_SET__DATA_WRITER__BUFFER_MAX_ITEMS",
+    ],
+)
+def test_a_normalize_buffer_the_user_set_wins_over_the_source_default(
+    sandbox, make_client, make_pipeline, monkeypatch, variable
+):
+    monkeypatch.setenv(variable, "2000")
+    pipeline = make_pipeline("octopush_user_set")
+    pipeline.extract(octopush_source(client=make_client(sandbox), resources=["conversations"]))
+
+    assert _normalize_writer_buffer("octopush_user_set") == 2000
