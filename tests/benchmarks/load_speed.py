@@ -206,7 +206,8 @@ class Goal:
         ratios = (min(ours) / min(self.floors), median(ours) / median(self.floors))
         rss = max(load["peak_rss_mib"] for load in self.loads)
         rows = {load["rows"] for load in self.loads}
-        line(self.label, f"floor {pair(self.floors)} s, ours {pair(ours)} s")
+        cpu = [load["cpu_seconds"] for load in self.loads]
+        line(self.label, f"floor {pair(self.floors)} s, ours {pair(ours)} s ({pair(cpu)} s CPU)")
         line("", f"ratio {ratios[0]:.2f}/{ratios[1]:.2f}x (goal <= {self.limit}x): "
              f"{verdict(ratios[1] <= self.limit)}")  # fmt: skip
         line("", f"peak RSS {rss:.0f} MiB, {requests_of(self.loads)} requests, rows {rows}")
@@ -335,6 +336,14 @@ def main() -> None:
     parser.add_argument(
         "--only-entry-points", action="store_true", help="run only the entry points' comparison"
     )
+    parser.add_argument(
+        "--only-speed", action="store_true", help="run only the two speed goals against the floor"
+    )
+    parser.add_argument(
+        "--only-hostile-memory",
+        action="store_true",
+        help="run only the memory goal against pages just under the size cap",
+    )
     args = parser.parse_args()
     if args.child_load:
         child_load(args.child_load, args.workdir, args.per_page, args.concurrency, args.entry,
@@ -348,12 +357,17 @@ def main() -> None:
     if args.only_entry_points:
         entry_points(args.latency_ms, args.runs, args.concurrency)
         return
+    if args.only_hostile_memory:
+        hostile_memory.report(line)
+        return
     line("sandbox", f"{sandbox}; floor: {floor}; min/median of {args.runs}")
     with sandbox_process(args.conversations, args.latency_ms) as base_url:
         for per_page, limit in ((100, 1.25), (1000, 2.5)):
             label = f"{args.conversations}, per_page {per_page}"
             compare(base_url, conversations=args.conversations, per_page=per_page, runs=args.runs,
                     concurrency=args.concurrency, limit=limit, label=label)  # fmt: skip
+        if args.only_speed:
+            return
         incremental(base_url, 100, args.concurrency)
     entry_points(args.latency_ms, args.runs, args.concurrency)
     messages()
