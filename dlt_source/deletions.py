@@ -34,10 +34,11 @@ import dlt
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from octopush_dlt.errors import OctopushDeletionError
 from octopush_dlt.reading import ReadGuard
 from octopush_provider.client import OctopushClient
 from octopush_provider.conversations import CURSOR_FIELD, ID_FIELD, Conversation
-from octopush_provider.exceptions import OctopushConfigError, OctopushDeletionError
+from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import StopReason
 from octopush_provider.paging import PageStream
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from octopush_dlt.arrow_values import string_array
-from octopush_provider.exceptions import OctopushPrivacyError
+from octopush_dlt.errors import OctopushPrivacyError
 
 __all__ = ["PrivacyPolicy", "hmac_hex"]
 

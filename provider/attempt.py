@@ -25,6 +25,7 @@ from octopush_provider.exceptions import (
     OctopushRequestError,
     OctopushResponseError,
     OctopushServerError,
+    of_where,
 )
 from octopush_provider.page import Page, Row, StopReason, says_nothing_found
 from octopush_provider.redaction import excerpt, redact
@@ -238,7 +239,7 @@ class Attempt:
         return redact(text, secrets=(self._auth.api_key,))
 
     def _of_where(self) -> str:
-        return f" of {self._where}" if self._where else ""
+        return of_where(self._where)
 
 
 def _check_count(rows: int, number: int, per_page: int) -> None:

@@ -4,9 +4,6 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
 
     OctopushError
     ├── OctopushConfigError       bad client settings (also a ValueError); raised before any I/O
-    │   └── OctopushPrivacyError  hashing/dropping settings that are wrong or differ from the
-    │                             ones the tables were loaded with
-    ├── OctopushDeletionError     deletion detection refused to mark rows (the list looked broken)
     ├── OctopushResponseError     a 2xx answer whose body is not the JSON array of conversations
     │   └── OctopushMismatchError messages that cannot belong to the conversation asked about
     ├── OctopushConnectionError   unreachable host, reset or timeout, after the retries ran out
@@ -17,11 +14,19 @@ Every error derives from :class:`OctopushError`, so one ``except`` catches them 
         ├── OctopushRequestError  400 and other 4xx: the request itself is wrong
         └── OctopushServerError   429 or 5xx, after the retries ran out
 
+The dlt source adds two of its own, ``OctopushPrivacyError`` (a child of
+``OctopushConfigError``) and ``OctopushDeletionError``: see :mod:`octopush_dlt.errors`.
+
 Messages say what to do next. They never contain the API key: bodies are masked and truncated
 by :func:`octopush_provider.redaction.excerpt` before they reach an error.
 """
 
 from __future__ import annotations
+
+
+def of_where(where: str | None) -> str:
+    """`` of <where>`` for an error message, where the settings come from; empty when unknown."""
+    return f" of {where}" if where else ""
 
 
 class OctopushError(Exception):
@@ -44,14 +49,6 @@ class OctopushConfigError(OctopushError, ValueError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
-
-
-class OctopushPrivacyError(OctopushConfigError):
-    """Columns to hash or drop are wrong, the secret is missing, or they changed since the load."""
-
-
-class OctopushDeletionError(OctopushError):
-    """Deletion detection saw too few conversations to trust the list, and marked none."""
 
 
 class OctopushResponseError(OctopushError):

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import dlt
 import pytest
 
+from octopush_dlt.errors import OctopushDeletionError
 from octopush_dlt.runner import run_load
-from octopush_provider.exceptions import OctopushConfigError, OctopushDeletionError
+from octopush_provider.exceptions import OctopushConfigError
 from tests.helpers import POSTGRES_URL, sandbox_source
 
 

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from octopush_dlt.errors import OctopushPrivacyError
 from octopush_dlt.privacy import hmac_hex
 from octopush_dlt.runner import run_load
-from octopush_provider.exceptions import OctopushPrivacyError
 from octopush_provider.sandbox import ConversationStore
 from tests.helpers import POSTGRES_URL, root_cause, sandbox_source
 

@@ -23,6 +23,7 @@ from octopush_provider.exceptions import (
     OctopushConfigError,
     OctopushConnectionError,
     OctopushError,
+    of_where,
 )
 from octopush_provider.settings import (
     DEFAULT_BASE_URL,
@@ -93,15 +94,11 @@ _RETIRED_EXTRAS = {
 }
 
 
-def _of(where: str | None) -> str:
-    return f" of {where}" if where else ""
-
-
 def _port_advice(port: int, where: str | None) -> str:
     """What to do with a Port set on the connection: the Base URL holds the port."""
     empty = "set Port to 0" if port_zero_needed() else "leave Port empty"
     return (
-        f"Port{_of(where)} is {port}, but the port is read from the Base URL: "
+        f"Port{of_where(where)} is {port}, but the port is read from the Base URL: "
         f"write it there (https://host:{port}/...) and {empty}"
     )
 
@@ -122,7 +119,7 @@ def _read_extra(name: str, value: object, *, where: str | None) -> Any:
         expected = f"{expected} from {_number(low)} to {_number(high)}"
     label = CONNECTION_FIELDS[name]["label"]
     problem = OctopushConfigError(
-        f"{label} (extra {name!r}){_of(where)} must be {expected}, got {value!r}", setting=name
+        f"{label} (extra {name!r}){of_where(where)} must be {expected}, got {value!r}", setting=name
     )
     try:
         parsed = parse(value)
@@ -143,7 +140,9 @@ def client_options(extras: Mapping[str, Any], *, where: str | None) -> dict[str,
     """
     for name, advice in _RETIRED_EXTRAS.items():
         if extras.get(name) not in (None, ""):
-            raise OctopushConfigError(f"extra {name!r}{_of(where)} is no longer read: {advice}")
+            raise OctopushConfigError(
+                f"extra {name!r}{of_where(where)} is no longer read: {advice}"
+            )
     values = {
         name: _read_extra(name, extras[name], where=where)
         for name in _EXTRAS
@@ -217,9 +216,9 @@ class OctopushHook(BaseHook):
     def _build_client(self, *, where: str | None, check_port: bool = True) -> OctopushClient:
         conn = self.connection
         if not conn.login:
-            raise OctopushConfigError(f"The API login{_of(where)} is empty: set it")
+            raise OctopushConfigError(f"The API login{of_where(where)} is empty: set it")
         if not conn.password:
-            raise OctopushConfigError(f"The API key{_of(where)} is empty: set it")
+            raise OctopushConfigError(f"The API key{of_where(where)} is empty: set it")
         if conn.port and check_port:
             raise OctopushConfigError(_port_advice(conn.port, where), setting="port")
         options = client_options(conn.extra_dejson, where=where)

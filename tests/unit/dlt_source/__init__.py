@@ -1,0 +1,1 @@
+"""Unit tests of ``octopush_dlt`` (the ``dlt_source`` folder), one file per module."""
