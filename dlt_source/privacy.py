@@ -32,6 +32,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 
 from octopush_dlt.arrow_values import string_array
 from octopush_dlt.errors import OctopushPrivacyError
+from octopush_dlt.tables import PROTECTED, TABLES
 
 __all__ = ["PrivacyPolicy", "hmac_hex"]
 
@@ -76,13 +77,16 @@ class PrivacyPolicy:
         hash_columns: Iterable[str] | str | None,
         drop_columns: Iterable[str] | str | None,
         hash_secret: str | None,
-        tables: Mapping[str, Collection[str]],
-        protected: Collection[str] = (),
+        tables: Mapping[str, Collection[str]] | None = None,
+        protected: Collection[str] = PROTECTED,
     ) -> PrivacyPolicy:
         """Check the settings against the tables' columns (``{table: columns}``).
 
-        ``protected`` columns (keys, cursors) can be neither hashed nor dropped.
+        ``protected`` columns (keys, cursors) can be neither hashed nor dropped. Both default
+        to the registry's (:mod:`octopush_dlt.tables`).
         """
+        if tables is None:
+            tables = {table.name: table.schema.names for table in TABLES}
         hashed = _names(hash_columns, "hash_columns")
         dropped = _names(drop_columns, "drop_columns")
         both = sorted(set(hashed) & set(dropped))

@@ -1,15 +1,41 @@
-"""Names and defaults of the dlt source, kept in one place."""
+"""Names and defaults of the dlt source, kept in one place.
+
+What each table is (name, key, cursor, columns) is :mod:`octopush_dlt.tables`'s: the names below
+are read from it, for the modules that import them from here.
+"""
 
 from __future__ import annotations
 
-SOURCE_NAME = "octopush"
-RESOURCE_NAME = "conversations"
-TABLE_NAME = "conversations"
-PRIMARY_KEY = "conversation_id"
-CURSOR_COLUMN = "last_message_at"
+from octopush_dlt.tables import CONVERSATIONS, MESSAGES
+from octopush_provider.conversations import CURSOR_FIELD
+from octopush_provider.settings import DEFAULT_DATASET_NAME, DEFAULT_PIPELINE_NAME
 
-DEFAULT_PIPELINE_NAME = "octopush_conversations"
-DEFAULT_DATASET_NAME = "octopush"
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_ROWS",
+    "CURSOR_COLUMN",
+    "DEFAULT_CLOCK_SKEW_SECONDS",
+    "DEFAULT_DATASET_NAME",
+    "DEFAULT_DESTINATION",
+    "DEFAULT_LAG_SECONDS",
+    "DEFAULT_PIPELINE_NAME",
+    "MAX_SLICES",
+    "MESSAGES_PRIMARY_KEY",
+    "MESSAGES_RESOURCE_NAME",
+    "MESSAGES_TABLE_NAME",
+    "NAMED_IN_LOG",
+    "PRIMARY_KEY",
+    "RESOURCE_NAME",
+    "SLICE_CONVERSATIONS",
+    "SOURCE_NAME",
+    "TABLE_NAME",
+]
+
+SOURCE_NAME = "octopush"
+RESOURCE_NAME = TABLE_NAME = CONVERSATIONS.name
+PRIMARY_KEY = CONVERSATIONS.primary_key
+CURSOR_COLUMN = CURSOR_FIELD  # CONVERSATIONS.cursor, typed as the one table with a cursor
+
 DEFAULT_DESTINATION = "duckdb"
 
 # Re-read conversations whose last message is up to this many seconds older than the cursor:
@@ -28,9 +54,8 @@ BATCH_ROWS = 10_000
 # of 600 KB each would hold 6 GB.
 BATCH_BYTES = 32 * 1024 * 1024
 
-MESSAGES_RESOURCE_NAME = "messages"
-MESSAGES_TABLE_NAME = "messages"
-MESSAGES_PRIMARY_KEY = "message_id"
+MESSAGES_RESOURCE_NAME = MESSAGES_TABLE_NAME = MESSAGES.name
+MESSAGES_PRIMARY_KEY = MESSAGES.primary_key
 # A first load commits every this many conversations (with their messages and the backfill
 # position), so that a load killed part-way redoes at most one slice.
 SLICE_CONVERSATIONS = 5_000

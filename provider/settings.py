@@ -47,6 +47,14 @@ DEFAULT_CONCURRENCY = 1  # the bare client reads strictly in order unless told o
 LOAD_CONCURRENCY = 12
 MAX_CONCURRENCY = 32
 
+# The tables a load writes, one a list endpoint, and where it writes them unless told: named here
+# so that the Airflow operator reads them without importing dlt (seconds, on every DAG parse).
+# ``octopush_dlt.tables`` is the registry that describes each table.
+CONVERSATIONS_TABLE = "conversations"
+MESSAGES_TABLE = "messages"
+DEFAULT_DATASET_NAME = "octopush"
+DEFAULT_PIPELINE_NAME = "octopush_conversations"
+
 USER_AGENT = "airflow-provider-octopush"
 
 # Status codes the API documents, and the ones a public API answers when it is busy or down.

@@ -23,6 +23,12 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.hooks.octopush import OctopushHook, as_bool
+from octopush_provider.settings import (
+    CONVERSATIONS_TABLE,
+    DEFAULT_DATASET_NAME,
+    DEFAULT_PIPELINE_NAME,
+    MESSAGES_TABLE,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection, Context
@@ -39,7 +45,8 @@ __all__ = [
     "table_asset",
 ]
 
-TABLES = ("conversations", "messages")  # the source's resources, each loading its own table
+# The source's resources, each loading its own table (``octopush_dlt.tables`` describes them).
+TABLES = (CONVERSATIONS_TABLE, MESSAGES_TABLE)
 
 
 def table_asset(
@@ -92,16 +99,16 @@ def conversations_asset(
     return table_asset(
         destination=destination,
         dataset_name=dataset_name,
-        table=TABLES[0],
+        table=CONVERSATIONS_TABLE,
         duckdb_path=duckdb_path,
     )
 
 
 def _table_figures(summary: dict[str, Any], table: str) -> dict[str, Any]:
     """What an asset event of ``table`` reports: that table's figures of the run."""
-    if table == TABLES[1]:
+    if table == MESSAGES_TABLE:
         return {**(summary.get(table) or {}), "load_id": summary["load_id"]}
-    return {name: value for name, value in summary.items() if name != TABLES[1]}
+    return {name: value for name, value in summary.items() if name != MESSAGES_TABLE}
 
 
 # The trigger form marks a param required unless its type allows null; a switch is never empty.
@@ -196,8 +203,8 @@ class OctopushToDestinationOperator(BaseOperator):
         *,
         destination: str,
         octopush_conn_id: str = OctopushHook.default_conn_name,
-        dataset_name: str = "octopush",
-        pipeline_name: str = "octopush_conversations",
+        dataset_name: str = DEFAULT_DATASET_NAME,
+        pipeline_name: str = DEFAULT_PIPELINE_NAME,
         destination_conn_id: str | None = None,
         duckdb_path: str | None = None,
         destination_options: Mapping[str, Any] | None = None,
@@ -326,7 +333,7 @@ class OctopushToDestinationOperator(BaseOperator):
             source = octopush_source(client=client, **source_options)
             result = run_load(pipeline, source, full_refresh=full_refresh)
             try:
-                urls = {"conversations": client.url, "messages": client.messages_url}
+                urls = {CONVERSATIONS_TABLE: client.url, MESSAGES_TABLE: client.messages_url}
                 endpoints = [urls[table] for table in self.tables]
                 self._lineage = describe_load(pipeline, endpoints=endpoints)
             except Exception:  # lineage is an extra: it must never fail a load that succeeded

@@ -145,3 +145,38 @@ def test_the_port_0_advice_follows_the_airflow_bug_and_the_installed_version(
         octopush_provider.port_zero_needed(release)
         for release in ("3.2.2", "3.3.2", "3.3.3", "3.4.0")
     ] == [False, True, False, False]
+
+
+# The operator's module, imported the way the DAG processor does, in a fresh interpreter.
+OPERATOR_DEFAULTS = """
+import inspect, json, sys
+from octopush_provider.operators.octopush import TABLES, OctopushToDestinationOperator
+
+arguments = inspect.signature(OctopushToDestinationOperator).parameters
+print(json.dumps({
+    "tables": TABLES,
+    "defaults": {name: arguments[name].default
+                 for name in ("dataset_name", "pipeline_name", "resources")},
+    "dlt imported": "dlt" in sys.modules or "octopush_dlt" in sys.modules,
+}))
+"""
+
+
+def test_the_operator_names_the_sources_tables_and_defaults_without_importing_dlt() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", OPERATOR_DEFAULTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "tables": ["conversations", "messages"],
+        "defaults": {
+            "dataset_name": "octopush",
+            "pipeline_name": "octopush_conversations",
+            "resources": ["conversations", "messages"],
+        },
+        "dlt imported": False,
+    }
