@@ -15,31 +15,21 @@ import dlt
 from dlt.common.typing import TSecretStrValue
 
 from octopush_dlt.conversations import conversations_resource
-from octopush_dlt.deletions import DEFAULT_MIN_SHARE, DeletionPolicy
-from octopush_dlt.entry_points import check_slice_size
+from octopush_dlt.deletions import DEFAULT_MIN_SHARE
 from octopush_dlt.messages import messages_resource
+from octopush_dlt.options import RESOURCES, check_options, source_client
 from octopush_dlt.outside_airflow import skip_airflow_secrets_outside_airflow
-from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.receipts import (
     DEFAULT_FINAL_STATUSES,
     DEFAULT_MAX_CONVERSATIONS,
     DEFAULT_WINDOW_SECONDS,
-    ReceiptPolicy,
 )
 from octopush_dlt.settings import (
-    CURSOR_COLUMN,
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
-    MESSAGES_RESOURCE_NAME,
-    PRIMARY_KEY,
-    RESOURCE_NAME,
     SOURCE_NAME,
 )
-from octopush_dlt.tables import MESSAGES, TABLES
 from octopush_dlt.writer import register_writer_defaults
-from octopush_provider.client import OctopushClient
-from octopush_provider.conversations import to_utc
-from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -52,8 +42,6 @@ __all__ = ["RESOURCES", "octopush_source"]
 
 # Before dlt first resolves its configuration, so that a plain script keeps its log.
 skip_airflow_secrets_outside_airflow()
-
-RESOURCES = (RESOURCE_NAME, MESSAGES_RESOURCE_NAME)
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
@@ -132,95 +120,54 @@ def octopush_source(
         client: A configured :class:`OctopushClient` to reuse (the Airflow operator hands over
             its hook's); the credential and connection settings are then ignored.
     """
-    chosen = _check_resources(resources)
-    privacy = PrivacyPolicy.build(
+    options = check_options(
+        resources=resources,
+        start_date=start_date,
+        lag_seconds=lag_seconds,
+        clock_skew_seconds=clock_skew_seconds,
+        max_pages=max_pages,
+        slice_conversations=slice_conversations,
         hash_columns=hash_columns,
         drop_columns=drop_columns,
         hash_secret=hash_secret,
-        tables={table.name: table.schema.names for table in TABLES},
-        protected=(PRIMARY_KEY, CURSOR_COLUMN, MESSAGES.primary_key),
-    )
-    deletions = (
-        DeletionPolicy.build(mode=deletes_mode, min_share=deletes_min_share)
-        if detect_deletes
-        else None
-    )
-    if slice_conversations is not None:
-        check_slice_size(slice_conversations)
-    register_writer_defaults()
-    for name, seconds in (("lag_seconds", lag_seconds), ("clock_skew_seconds", clock_skew_seconds)):
-        if seconds < 0:
-            raise OctopushConfigError(f"{name} must be >= 0, got {seconds!r}")
-    if max_pages is not None and (
-        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
-    ):
-        raise OctopushConfigError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
-    try:
-        start = to_utc(start_date) if start_date else None
-    except ValueError as error:
-        raise OctopushConfigError(
-            f"start_date must be an ISO 8601 date and time: {error}"
-        ) from None
-    if client is None:
-        missing = [
-            name for name, value in (("api_login", api_login), ("api_key", api_key)) if not value
-        ]
-        if missing:
-            raise OctopushConfigError(
-                f"{' and '.join(missing)} missing: set them under [sources.octopush] in "
-                ".dlt/secrets.toml, or as SOURCES__OCTOPUSH__API_LOGIN / SOURCES__OCTOPUSH__API_KEY"
-            )
-        client = OctopushClient(
-            api_login=str(api_login),
-            api_key=str(api_key),
-            base_url=base_url,
-            path=conversations_path,
-            messages_path=messages_path,
-            per_page=per_page,
-            concurrency=concurrency,
-            allow_insecure_http=allow_insecure_http,
-            where="dlt config section [sources.octopush]",
-        )
-    elif not isinstance(client, OctopushClient):
-        raise OctopushConfigError(f"client must be an OctopushClient, got {type(client).__name__}")
-    receipts = ReceiptPolicy.build(
-        window_seconds=receipts_window_seconds,
-        max_conversations=receipts_max_conversations,
+        detect_deletes=detect_deletes,
+        deletes_mode=deletes_mode,
+        deletes_min_share=deletes_min_share,
+        receipts_window_seconds=receipts_window_seconds,
+        receipts_max_conversations=receipts_max_conversations,
         final_statuses=final_statuses,
-        clock_skew_seconds=clock_skew_seconds,
     )
-    with_messages = MESSAGES_RESOURCE_NAME in chosen
+    register_writer_defaults()
+    client = source_client(
+        client,
+        api_login=api_login,
+        api_key=api_key,
+        base_url=base_url,
+        conversations_path=conversations_path,
+        messages_path=messages_path,
+        per_page=per_page,
+        concurrency=concurrency,
+        allow_insecure_http=allow_insecure_http,
+    )
     conversations = conversations_resource(
         client,
-        start_date=start,
-        lag=lag_seconds,
-        clock_skew=clock_skew_seconds,
-        max_pages=max_pages,
-        slice_conversations=slice_conversations,
-        privacy=privacy,
-        deletions=deletions,
+        start_date=options.start,
+        lag=options.lag_seconds,
+        clock_skew=options.clock_skew_seconds,
+        max_pages=options.max_pages,
+        slice_conversations=options.slice_conversations,
+        privacy=options.privacy,
+        deletions=options.deletions,
     )
-    if not with_messages:
+    if not options.with_messages:
         return conversations
     return [
         conversations,
         messages_resource(
-            conversations, client, lag=lag_seconds, privacy=privacy, receipts=receipts
+            conversations,
+            client,
+            lag=options.lag_seconds,
+            privacy=options.privacy,
+            receipts=options.receipts,
         ),
     ]
-
-
-def _check_resources(resources: Sequence[str]) -> tuple[str, ...]:
-    """The chosen resources; messages are read for the conversations read, so need them."""
-    chosen = (resources,) if isinstance(resources, str) else tuple(resources)
-    unknown = [name for name in chosen if name not in RESOURCES]
-    if unknown or not chosen:
-        raise OctopushConfigError(
-            f"resources must be some of {', '.join(RESOURCES)}; got {list(chosen)!r}"
-        )
-    if RESOURCE_NAME not in chosen:
-        raise OctopushConfigError(
-            "resources: messages are read for the conversations each run reads, so "
-            f"'{RESOURCE_NAME}' must be loaded with them; got {list(chosen)!r}"
-        )
-    return chosen
