@@ -4,6 +4,10 @@
 and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or takes a ready
 :class:`~octopush_provider.client.OctopushClient`, which is how the Airflow operator hands over
 its hook's.
+
+What a user imports is here: ``octopush_source``, ``run_load`` (:mod:`octopush_dlt.runner`) and
+the errors a load raises, all under :class:`OctopushError` (the core's, in
+:mod:`octopush_provider.exceptions`, and the dlt layer's, in :mod:`octopush_dlt.errors`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dlt.common.typing import TSecretStrValue
 
 from octopush_dlt.conversations import conversations_resource
 from octopush_dlt.deletions import DEFAULT_MIN_SHARE
+from octopush_dlt.errors import OctopushDeletionError, OctopushPrivacyError
 from octopush_dlt.messages import messages_resource
 from octopush_dlt.options import RESOURCES, check_options, source_client
 from octopush_dlt.outside_airflow import skip_airflow_secrets_outside_airflow
@@ -24,12 +29,26 @@ from octopush_dlt.receipts import (
     DEFAULT_MAX_CONVERSATIONS,
     DEFAULT_WINDOW_SECONDS,
 )
+from octopush_dlt.runner import run_load
 from octopush_dlt.settings import (
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_LAG_SECONDS,
     SOURCE_NAME,
 )
 from octopush_dlt.writer import register_writer_defaults
+from octopush_provider.exceptions import (
+    OctopushAuthError,
+    OctopushCancelledError,
+    OctopushConfigError,
+    OctopushConnectionError,
+    OctopushError,
+    OctopushHTTPError,
+    OctopushMismatchError,
+    OctopushRequestError,
+    OctopushResponseError,
+    OctopushServerError,
+    OctopushStalledReadError,
+)
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -38,7 +57,24 @@ from octopush_provider.settings import (
     MESSAGES_PATH,
 )
 
-__all__ = ["RESOURCES", "octopush_source"]
+__all__ = [
+    "RESOURCES",
+    "OctopushAuthError",
+    "OctopushCancelledError",
+    "OctopushConfigError",
+    "OctopushConnectionError",
+    "OctopushDeletionError",
+    "OctopushError",
+    "OctopushHTTPError",
+    "OctopushMismatchError",
+    "OctopushPrivacyError",
+    "OctopushRequestError",
+    "OctopushResponseError",
+    "OctopushServerError",
+    "OctopushStalledReadError",
+    "octopush_source",
+    "run_load",
+]
 
 # Before dlt first resolves its configuration, so that a plain script keeps its log.
 skip_airflow_secrets_outside_airflow()

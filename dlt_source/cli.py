@@ -262,8 +262,7 @@ def _pipeline(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from octopush_dlt import octopush_source  # noqa: PLC0415
-    from octopush_dlt.runner import run_load  # noqa: PLC0415
+    from octopush_dlt import octopush_source, run_load  # noqa: PLC0415
 
     _check_flags(args)
     pipeline = _pipeline(args)

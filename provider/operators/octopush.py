@@ -275,8 +275,7 @@ class OctopushToDestinationOperator(BaseOperator):
         # dlt takes seconds to import: importing it here keeps every DAG file quick to parse.
         import dlt  # noqa: PLC0415
 
-        from octopush_dlt import octopush_source  # noqa: PLC0415
-        from octopush_dlt.runner import run_load  # noqa: PLC0415
+        from octopush_dlt import octopush_source, run_load  # noqa: PLC0415
         from octopush_provider.operators.destinations import build_destination  # noqa: PLC0415
         from octopush_provider.operators.lineage import describe_load  # noqa: PLC0415
 
