@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from octopush_provider.exceptions import OctopushConfigError
-from octopush_provider.messages import Message, MessageParent
+from octopush_provider.messages import MESSAGE_ID_FIELD, Message, MessageParent
 
 __all__ = [
     "DEFAULT_FINAL_STATUSES",
@@ -122,7 +122,7 @@ class ReceiptPolicy:
                 continue
             status = message.get("delivery_status")
             if not (isinstance(status, str) and status.lower() in self.final_statuses):
-                found[message["message_id"]] = status if isinstance(status, str) else None
+                found[message[MESSAGE_ID_FIELD]] = status if isinstance(status, str) else None
         return found
 
 
@@ -202,7 +202,7 @@ class ReceiptTracker:
         cid = parent.conversation_id
         before = self._tracked.pop(cid, None)
         if before is not None:
-            statuses = {m["message_id"]: m.get("delivery_status") for m in messages}
+            statuses = {m[MESSAGE_ID_FIELD]: m.get("delivery_status") for m in messages}
             self.figures.statuses_moved += sum(
                 mid in statuses and statuses[mid] != status
                 for mid, status in before["waiting"].items()
@@ -210,9 +210,9 @@ class ReceiptTracker:
         waiting = self._policy.waiting(messages) if self._policy.enabled else {}
         since = before["since"] if before is not None else self._now
         sent = {
-            message["message_id"]: moment
+            message[MESSAGE_ID_FIELD]: moment
             for message in messages
-            if message["message_id"] in waiting
+            if message[MESSAGE_ID_FIELD] in waiting
             and (moment := _sent_at(message, last)) is not None
             and self._age(moment, since) <= self._policy.window
         }
