@@ -5,9 +5,10 @@ and secrets (or ``SOURCES__OCTOPUSH__API_KEY`` style environment variables), or 
 :class:`~octopush_provider.client.OctopushClient`, which is how the Airflow operator hands over
 its hook's.
 
-What a user imports is here: ``octopush_source``, ``run_load`` (:mod:`octopush_dlt.runner`) and
-the errors a load raises, all under :class:`OctopushError` (the core's, in
-:mod:`octopush_provider.exceptions`, and the dlt layer's, in :mod:`octopush_dlt.errors`).
+What a user imports is here: ``octopush_source``, ``run_load`` (:mod:`octopush_dlt.runner`),
+:class:`OctopushError`, the root of every error a load raises, and the setting errors: the
+core's :class:`OctopushConfigError` and the dlt layer's own (:mod:`octopush_dlt.errors`). The
+core's other errors (auth, connection, response, ...) are ``octopush_provider``'s to export.
 """
 
 from __future__ import annotations
@@ -36,19 +37,7 @@ from octopush_dlt.settings import (
     SOURCE_NAME,
 )
 from octopush_dlt.writer import register_writer_defaults
-from octopush_provider.exceptions import (
-    OctopushAuthError,
-    OctopushCancelledError,
-    OctopushConfigError,
-    OctopushConnectionError,
-    OctopushError,
-    OctopushHTTPError,
-    OctopushMismatchError,
-    OctopushRequestError,
-    OctopushResponseError,
-    OctopushServerError,
-    OctopushStalledReadError,
-)
+from octopush_provider.exceptions import OctopushConfigError, OctopushError
 from octopush_provider.settings import (
     CONVERSATIONS_PATH,
     DEFAULT_BASE_URL,
@@ -59,19 +48,10 @@ from octopush_provider.settings import (
 
 __all__ = [
     "RESOURCES",
-    "OctopushAuthError",
-    "OctopushCancelledError",
     "OctopushConfigError",
-    "OctopushConnectionError",
     "OctopushDeletionError",
     "OctopushError",
-    "OctopushHTTPError",
-    "OctopushMismatchError",
     "OctopushPrivacyError",
-    "OctopushRequestError",
-    "OctopushResponseError",
-    "OctopushServerError",
-    "OctopushStalledReadError",
     "octopush_source",
     "run_load",
 ]
