@@ -249,8 +249,12 @@ def _record_read(
             count,
             field,
         )
-    if guard.disorder_seen:
+    if guard.order_failed:
         state["ordering_unreliable"] = True
+    elif guard.disorder_seen:
+        logger.info(
+            "Octopush order held when the moved list was read again in order: later runs trust it"
+        )
     if stream.report.stop_reason is StopReason.MAX_PAGES:
         # The pages past the cap were not read: a cursor moved past them would skip them for
         # good. Keep it where it was, so that a run without the cap reads them.

@@ -57,6 +57,10 @@ class ReadGuard:
     start: datetime | None
     trust_order: bool = True
     disorder_seen: bool = False
+    # Disorder within a page is the server's; across pages it may be the list moving under a
+    # concurrent pass, which the paging then reads again in order: only the last pass counts.
+    _disorder_in_a_page: bool = field(default=False, init=False, repr=False)
+    _disorder_across_this_pass: bool = field(default=False, init=False, repr=False)
     _start: int | None = field(init=False, repr=False)
     _start_instant: pa.TimestampScalar | None = field(init=False, repr=False)
     # The page before: its number and its last row's last_message_at.
@@ -65,6 +69,12 @@ class ReadGuard:
     def __post_init__(self) -> None:
         self._start = None if self.start is None else to_micros(self.start)
         self._start_instant = None if self.start is None else arrow_instant(self.start)
+
+    @property
+    def order_failed(self) -> bool:
+        """Whether the list is not ordered newest-first, which later runs must remember: disorder
+        within a page, or across the pages of the read's last pass."""
+        return self._disorder_in_a_page or self._disorder_across_this_pass
 
     def should_stop(self, page: Page) -> bool:
         """Called after each page: True when every later page is older than ``start``."""
@@ -104,6 +114,7 @@ class ReadGuard:
         for index, (previous, moment) in enumerate(pairwise(moments), start=1):
             if moment > previous:
                 self._note_disorder(page.number, index, moment, previous)
+                self._disorder_in_a_page = True
         return min(moments)
 
     def _check_across(self, page: Page) -> None:
@@ -111,11 +122,14 @@ class ReadGuard:
         of the page before."""
         before, self._before = self._before, (page.number, _moment(page, -1))
         index = page.first_new
+        if before is not None and page.number <= before[0]:
+            self._disorder_across_this_pass = False  # a pass read again from page 1
         if before is None or page.number != before[0] + 1 or index is None:
             return  # a new pass starts at page 1; a page of rows served before proves nothing
         moment = _moment(page, index)
         if moment > before[1]:
             self._note_disorder(page.number, index, moment, before[1])
+            self._disorder_across_this_pass = True
 
     def _note_disorder(self, number: int, index: int, moment: int, previous: int) -> None:
         if not self.disorder_seen:
