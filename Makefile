@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test services lint typecheck unit bench clean
+.PHONY: demo test services lint typecheck docs unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ typecheck: $(STAMP)
 	ln -sfn ../../dlt_source build/typecheck/octopush_dlt
 	$(BIN)/mypy
 
+# The pages of docs/ and the README, into build/site; a broken link or anchor fails it (mkdocs.yml).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 # PostgreSQL, Redis and chromium, started or installed when missing (see the script).
 services:
 	bash tests/services.sh
@@ -35,7 +39,7 @@ services:
 unit: $(STAMP) services
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck docs unit
 
 # make bench BENCH_ARGS=--big adds the 1,000,000-conversation case
 bench: $(STAMP)
