@@ -3,7 +3,8 @@
 Each load goes through the runner into bqemulator, BigQuery's REST API over DuckDB, started by
 the tests. What lands there is compared with the sandbox and with the DuckDB load of the same
 sandbox account. What an emulator cannot show (Google's gzip uploads, IAM, quotas, GoogleSQL's
-strictness, GCS staging, partitions pruned by a real query) is in the README's Destinations.
+strictness, GCS staging, partitions pruned by a real query) is in docs/dlt-source.md, "Against a
+BigQuery emulator".
 """
 
 from __future__ import annotations
