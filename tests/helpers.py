@@ -185,3 +185,16 @@ def waiting(
         if recent:
             found[row["conversation_id"]] = max(recent)
     return found
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_code(heading: str) -> str:
+    """The first code block under ``heading`` (a whole line, ``## ...``) of the README, as a user
+    copies it."""
+    text = "\n" + README.read_text(encoding="utf-8")
+    section = text[text.index(f"\n{heading}\n") :]
+    start = section.index("```")
+    body = section[section.index("\n", start) + 1 :]
+    return body[: body.index("```")]
