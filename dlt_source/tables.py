@@ -34,7 +34,7 @@ class TableSpec:
         parent_key: The column holding the key of the parent table's row, if any.
         nested: The API object flattened into ``<nested>__<field>`` columns.
         personal: The columns that hold personal data (what ``hash_columns`` and
-            ``drop_columns`` are for); the README's "Personal data" lists the same.
+            ``drop_columns`` are for); docs/personal-data.md lists the same.
         schema: The fixed columns, in order, with their Arrow types.
     """
 
