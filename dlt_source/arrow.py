@@ -14,7 +14,7 @@ Most pages of conversations hold nothing but the common case, and :func:`fast_ta
 their table straight from the body with Arrow's JSON reader, UTC by Arrow's cast; any value it
 does not take sends the page down the validated row-wise path, which accepts more and words
 every error. Both give the same table for every page the fast path takes
-(``tests/test_fast_table.py``).
+(``tests/e2e/test_fast_table.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ a compute function, a timestamp's ``as_py``), it imports pandas, where pandas is
 to ask whether the value is a pandas object: about 0.2 s and 300 modules, in every process that
 loads. The values a load of conversations makes from Python ones on its fast path (the tally's
 instants and hashes, the read's start, the digests of hashed columns) are built here from
-buffers instead, so that such a load never pays it (``tests/test_cli.py``). Pages parsed row by
+buffers instead, so that such a load never pays it (``tests/e2e/test_cli.py``). Pages parsed row by
 row, deletion checks and messages still convert Python values, and import it.
 """
 

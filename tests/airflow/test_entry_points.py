@@ -1,4 +1,4 @@
-"""The operator's row of the entry-point matrix (``tests/test_entry_points.py``).
+"""The operator's row of the entry-point matrix (``tests/e2e/test_entry_points.py``).
 
 The example DuckDB DAG and a plain ``pipeline.run(octopush_source())`` load the same sandbox
 account, larger than one of the operator's slices, in lockstep: after a first load and after an

@@ -522,7 +522,7 @@ def test_stop_drops_keep_alive_connections(http: requests.Session, sandbox: Sand
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled(signum: signal.Signals) -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     command = [
         sys.executable,
         "-m",
@@ -545,7 +545,7 @@ def test_cli_serves_until_signalled(signum: signal.Signals) -> None:
 
 
 def test_cli_serves_short_pages_in_a_loop_and_echoes_the_key() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     command = [sys.executable, "-m", "octopush_provider.sandbox", "--port", "0"]
     command += ["--conversations", "30", "--page-sizes", "1:4,2:6", "--page-cycle", "2"]
     command += ["--echo-key"]

@@ -20,7 +20,7 @@ from octopush_dlt.runner import TERMS, LoadSummary, MessagesSummary, run_load
 from octopush_provider.sandbox import SandboxServer
 from tests.helpers import sandbox_source
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # What a log viewer shows without cutting the line.
 SHORT = 100
 

@@ -21,6 +21,7 @@ import pytest
 from octopush_dlt.runner import run_load
 from octopush_provider.sandbox import SandboxServer
 from tests.bigquery_emulator import BigQueryEmulator
+from tests.e2e.test_privacy import PERSONAL, SECRET, _dump_folder, _leaks, _raw_values
 from tests.helpers import (
     expected_messages,
     expected_table,
@@ -29,7 +30,6 @@ from tests.helpers import (
     loaded_table,
     sandbox_source,
 )
-from tests.test_privacy import PERSONAL, SECRET, _dump_folder, _leaks, _raw_values
 
 pytestmark = pytest.mark.bigquery
 

@@ -23,7 +23,7 @@ from tests.helpers import (
     root_cause,
 )
 
-# These tests pin the conversations table; tests/test_messages.py loads both.
+# These tests pin the conversations table; tests/e2e/test_messages.py loads both.
 CONVERSATIONS_ONLY = ["conversations"]
 
 

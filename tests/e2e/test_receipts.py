@@ -28,6 +28,7 @@ from octopush_provider.conversations import to_utc
 from octopush_provider.exceptions import OctopushConfigError, OctopushRequestError
 from octopush_provider.messages import MessageParent
 from octopush_provider.sandbox import ConversationStore, SandboxServer
+from tests.e2e.test_cli import PIPELINE, _load, _sandbox_environment
 from tests.helpers import (
     RECEIPTS_WINDOW,
     expected_messages,
@@ -38,7 +39,6 @@ from tests.helpers import (
     sandbox_source,
     waiting,
 )
-from tests.test_cli import PIPELINE, _load, _sandbox_environment
 
 HOURS = 3_600
 

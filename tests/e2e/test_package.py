@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
 INSTALLED_NAMES = {"octopush_provider", "octopush_dlt"}
 TIMEOUT = 300

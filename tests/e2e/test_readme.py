@@ -3,7 +3,7 @@ commands CI runs, and its dlt example, copied as it is, loads a whole account.
 
 The example runs in a process of its own, in an empty folder, configured only through the
 environment variables the README names (plus the sandbox's base URL), as ``octopush-load`` runs in
-``tests/test_cli.py``; what it loaded is compared with the sandbox's data.
+``tests/e2e/test_cli.py``; what it loaded is compared with the sandbox's data.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 
 from octopush_provider.sandbox import SandboxServer
+from tests.e2e.test_cli import _command, _sandbox_environment
 from tests.helpers import README, expected_messages, expected_table, readme_code
-from tests.test_cli import _command, _sandbox_environment
 
 CI = README.parent / ".ci" / "run"
 
