@@ -17,18 +17,27 @@ past ``done_upto`` and is taken by a later slice (or, once the backfill is compl
 incremental run, since its instant is newer than the cursor). Rows that share the instant at a
 slice's edge all go into the next slice, so none is split off. Each slice takes at least one
 conversation, so the backfill ends; a slice that cannot take any raises instead.
+
+A slice is bounded in bytes as well as in rows (``SLICE_BYTES``, each row weighed as its JSON
+text): every conversation of a slice is held until the slice is loaded, and 5,000 rows of
+600 KB each would be 3 GB. Real rows (a few KB) reach the row bound long before the byte bound;
+the oldest row is always taken, however large (a page, and so a row, is at most
+``max_response_bytes``).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from itertools import count
 from typing import Any
 
+import orjson
+
 from octopush_dlt.reading import ReadGuard
-from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY
+from octopush_dlt.settings import CURSOR_COLUMN, PRIMARY_KEY, SLICE_BYTES
 from octopush_provider.conversations import Conversation
 from octopush_provider.exceptions import OctopushConfigError
 from octopush_provider.page import StopReason
@@ -52,18 +61,35 @@ class Backfill:
         return asdict(self)
 
 
-class SliceSelector:
-    """Keeps the ``size`` oldest conversations after ``after`` from a read of the whole list.
+def json_bytes(row: Conversation) -> int:
+    """The bytes of a parsed row as JSON text: about what it took in the page."""
+    return len(orjson.dumps(row, default=str))
 
-    Memory is bounded by ``size + 1`` rows, however long the list.
+
+class SliceSelector:
+    """Keeps the oldest conversations after ``after`` from a read of the whole list: at most
+    ``size`` of them, and no more than ``max_bytes`` as ``weigh`` counts them (but at least one).
+
+    Memory is bounded by one row more than a slice, however long the list.
     """
 
-    def __init__(self, *, after: datetime | None, size: int) -> None:
+    def __init__(
+        self,
+        *,
+        after: datetime | None,
+        size: int,
+        max_bytes: int = SLICE_BYTES,
+        weigh: Callable[[Conversation], int] = json_bytes,
+    ) -> None:
         if size < 1:
             raise OctopushConfigError(f"slice size must be >= 1, got {size}")
         self._after = after
         self._size = size
-        self._heap: list[tuple[float, int, Conversation]] = []
+        self._max_bytes = max_bytes
+        self._weigh = weigh
+        # Newest first (a max-heap on the instant); each row with its weight.
+        self._heap: list[tuple[float, int, int, Conversation]] = []
+        self._bytes = 0
         self._held: dict[str, datetime] = {}  # id -> instant of the newest version held
         self._order = count()
         self.candidates = 0
@@ -77,17 +103,32 @@ class SliceSelector:
             if self._held.get(row[PRIMARY_KEY]) == moment:
                 continue  # the same version again: a read that went over pages twice
             self.candidates += 1
-            item = (-moment.timestamp(), next(self._order), row)
-            # One row more than a slice: the first left out tells where the slice must end.
-            if len(self._heap) <= self._size:
-                heapq.heappush(self._heap, item)
-            elif item[0] > self._heap[0][0]:
-                *_, dropped = heapq.heapreplace(self._heap, item)
+            if self._full() and -moment.timestamp() <= self._heap[0][0]:
+                continue  # newer than the newest held, which is already left out
+            weight = self._weigh(row)
+            heapq.heappush(self._heap, (-moment.timestamp(), next(self._order), weight, row))
+            self._bytes += weight
+            self._held[row[PRIMARY_KEY]] = moment
+            while self._over():
+                *_, weight, dropped = heapq.heappop(self._heap)
+                self._bytes -= weight
                 if self._held.get(dropped[PRIMARY_KEY]) == dropped[CURSOR_COLUMN]:
                     del self._held[dropped[PRIMARY_KEY]]
-            else:
-                continue
-            self._held[row[PRIMARY_KEY]] = moment
+
+    def _over(self) -> bool:
+        """Whether the rows held but the newest break a bound: the newest is not needed.
+
+        One row more than a slice is held: the first left out tells where the slice must end.
+        """
+        return len(self._heap) - 1 > self._size or (
+            len(self._heap) > 2 and self._bytes - self._heap[0][2] > self._max_bytes
+        )
+
+    def _full(self) -> bool:
+        """Whether the rows held are a slice and the first row left out."""
+        return len(self._heap) > self._size or (
+            len(self._heap) > 1 and self._bytes > self._max_bytes
+        )
 
     def take(self) -> tuple[list[Conversation], bool]:
         """The slice, oldest first, and whether it is the last one."""
@@ -95,14 +136,21 @@ class SliceSelector:
         for *_, row in sorted(self._heap, key=lambda item: (-item[0], item[1])):
             newest[row[PRIMARY_KEY]] = row
         rows = sorted(newest.values(), key=lambda row: row[CURSOR_COLUMN])
-        if self.candidates <= self._size:
+        if self.candidates == len(self._heap) and not self._full():
             return rows, True
-        edge = sorted(row[CURSOR_COLUMN] for *_, row in self._heap)[-1]
+        edge = max(row[CURSOR_COLUMN] for *_, row in self._heap)
         rows = [row for row in rows if row[CURSOR_COLUMN] < edge]
         if not rows:
+            if len(self._heap) > self._size:
+                raise OctopushConfigError(
+                    f"more than {self._size} conversations share last_message_at "
+                    f"{edge.isoformat()}: raise slice_conversations so that a slice can hold "
+                    "them all"
+                )
             raise OctopushConfigError(
-                f"more than {self._size} conversations share last_message_at {edge.isoformat()}: "
-                "raise slice_conversations so that a slice can hold them all"
+                f"the conversations that share last_message_at {edge.isoformat()} weigh more "
+                f"than a slice's {self._max_bytes // (1024 * 1024)} MiB: raise SLICE_BYTES "
+                "(octopush_dlt.settings) so that a slice can hold them all"
             )
         return rows, False
 
@@ -110,14 +158,15 @@ class SliceSelector:
 def read_slice(
     stream: PageStream, guard: ReadGuard, backfill: Backfill, *, size: int
 ) -> list[Conversation]:
-    """The conversations of one slice of a first load: the next ``size``, oldest first.
+    """The conversations of one slice of a first load: the next ``size`` (or ``SLICE_BYTES``),
+    oldest first.
 
     Newest-first, every row a slice wants is newer than the guard's start (the start date, or
     the end of the slices done minus the lag): the read stops there, as an incremental one does.
     A read capped by ``max_pages`` did not reach the oldest conversations, on the pages past the
     cap: its rows are loaded, but neither the backfill nor the cursor moves past them.
     """
-    selector = SliceSelector(after=backfill.done_upto, size=size)
+    selector = SliceSelector(after=backfill.done_upto, size=size, max_bytes=SLICE_BYTES)
     for page in stream:
         selector.offer(guard.keep(page))
     rows, complete = selector.take()

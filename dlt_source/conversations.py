@@ -25,7 +25,7 @@ from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, fast_table, to_table
-from octopush_dlt.backfill import Backfill, read_slice
+from octopush_dlt.backfill import Backfill, json_bytes, read_slice
 from octopush_dlt.batches import batches, counted
 from octopush_dlt.cursor import ReadTally, store_cursor, stored_cursor
 from octopush_dlt.deletions import (
@@ -172,7 +172,7 @@ def _conversations(
         rows = read_slice(stream, guard, backfill, size=slice_size)
         tables = (
             to_table(batch, CONVERSATIONS, coerced=coerced, extra_types=extra_types)
-            for batch in batches(rows, rows=lambda _: 1)
+            for batch in batches(rows, rows=lambda _: 1, size=json_bytes)
         )
         state["backfill"] = backfill.as_state()
         if not backfill.complete:

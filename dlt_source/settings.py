@@ -59,6 +59,11 @@ MESSAGES_PRIMARY_KEY = MESSAGES.primary_key
 # A first load commits every this many conversations (with their messages and the backfill
 # position), so that a load killed part-way redoes at most one slice.
 SLICE_CONVERSATIONS = 5_000
+# ... or fewer, whose rows weigh this many bytes as JSON: a slice is held whole until it is
+# loaded, and 5,000 rows of 600 KB would be 3 GB. Real rows (a few KB) reach 5,000 first; with
+# the read's 64 MiB ahead and a batch's 32 MiB, a slice this size stays far under 1 GiB. Each
+# slice reads the list again down to where the last one ended: a smaller bound means more reads.
+SLICE_BYTES = 128 * 1024 * 1024
 # A first load ends after this many slices even if the account keeps growing faster than it
 # loads: the bound turns a runaway into an error.
 MAX_SLICES = 10_000

@@ -1,4 +1,5 @@
-"""Memory bounded in bytes: dlt's writers hold one batch of ours, unless the user set theirs."""
+"""Memory bounded in bytes: a first load's slices and the messages batches hold a bounded number
+of bytes; dlt's writers hold one batch of ours, unless the user set theirs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from dlt.common.configuration.specs import ConfigSectionContext, known_sections
 from dlt.common.data_writers.buffered import BufferedDataWriter
 
 from octopush_dlt import octopush_source
+from octopush_dlt.backfill import json_bytes
+from octopush_dlt.runner import run_load
+from octopush_provider.conversations import parse_page
+from tests.helpers import (
+    expected_messages,
+    expected_table,
+    loaded_messages,
+    loaded_table,
+    sandbox_source,
+)
 
 
 def _row_groups_extracted(pipeline) -> list[int]:
@@ -93,3 +104,19 @@ def test_a_normalize_buffer_the_user_set_wins_over_the_source_default(
     pipeline.extract(octopush_source(client=make_client(sandbox), resources=["conversations"]))
 
     assert _normalize_writer_buffer("octopush_user_set") == 2000
+
+
+def test_a_first_load_of_heavy_conversations_goes_in_slices_bounded_by_their_bytes(
+    make_sandbox, make_pipeline, monkeypatch
+):
+    # 300 conversations, far fewer than the default 5,000 a slice: only their bytes cut slices.
+    sandbox = make_sandbox(conversations=300)
+    heaviest = max(map(json_bytes, parse_page(sandbox.store.snapshot(), page=1)))
+    monkeypatch.setattr("octopush_dlt.backfill.SLICE_BYTES", 100 * heaviest)
+    pipeline = make_pipeline()
+
+    summary = run_load(pipeline, sandbox_source(sandbox))
+
+    assert summary.slices >= 3  # at least 100 conversations a slice, at most ~100 x heaviest
+    assert loaded_messages(pipeline) == expected_messages(sandbox.store)
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
