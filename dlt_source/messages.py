@@ -26,13 +26,13 @@ import pyarrow as pa
 from dlt.extract.resource import DltResource
 
 from octopush_dlt.arrow import ExtraTypes, column_hints, to_table
+from octopush_dlt.batches import batches
 from octopush_dlt.entry_points import write_disposition
 from octopush_dlt.instants import from_micros, table_cursor_micros
 from octopush_dlt.privacy import PrivacyPolicy
 from octopush_dlt.progress import Progress
 from octopush_dlt.receipts import ReceiptFigures, ReceiptPolicy, ReceiptTracker
 from octopush_dlt.settings import (
-    BATCH_ROWS,
     MESSAGES_RESOURCE_NAME,
     NAMED_IN_LOG,
     PRIMARY_KEY,
@@ -40,7 +40,7 @@ from octopush_dlt.settings import (
 from octopush_dlt.tables import CONVERSATIONS, MESSAGES
 from octopush_provider.client import OctopushClient
 from octopush_provider.exceptions import OctopushMismatchError
-from octopush_provider.messages import MessageParent
+from octopush_provider.messages import ConversationMessages, MessageParent
 
 logger = logging.getLogger(__name__)
 
@@ -196,9 +196,38 @@ class _Reader:
         last_batch = not isinstance(conversations, pa.Table)  # the empty batch ending the run
         # Every changed conversation is read by then: now those waiting for receipts.
         again = self._add_waiting(receipts, parents) if last_batch else set()
-        rows: list[dict[str, Any]] = []
         self._progress.expect(len(parents))
-        for result in self._client.read_messages(parents):
+        results = self._client.read_messages(parents)
+        loaded = self._loaded(results, kept=kept, newest=newest, receipts=receipts, again=again)
+        # Batched as the conversations are (octopush_dlt.batches): bounded in rows and bytes.
+        for batch in batches(
+            loaded, rows=lambda read: len(read.messages), size=lambda read: read.size
+        ):
+            yield self._table(
+                [
+                    {**message, PRIMARY_KEY: read.parent.conversation_id}
+                    for read in batch
+                    for message in read.messages
+                ]
+            )
+        self._figures.kept_apart = len(kept)
+        if last_batch:
+            receipts.finish()
+        state["last_read"] = self._figures.as_dict()
+        if last_batch:
+            self._check_endpoint()
+
+    def _loaded(
+        self,
+        results: Iterator[ConversationMessages],
+        *,
+        kept: dict[str, dict[str, Any]],
+        newest: _Newest,
+        receipts: ReceiptTracker,
+        again: set[str],
+    ) -> Iterator[ConversationMessages]:
+        """The conversations' messages that may be loaded, each counted; the rest kept apart."""
+        for result in results:
             self._progress.add(requests=result.requests)
             cid = result.parent.conversation_id
             self._figures.conversations += 1
@@ -215,18 +244,7 @@ class _Reader:
             kept.pop(cid, None)
             newest.note(result.parent)
             receipts.observe(result.parent, result.messages)
-            rows.extend({**message, PRIMARY_KEY: cid} for message in result.messages)
-            if len(rows) >= BATCH_ROWS:
-                yield self._table(rows)
-                rows = []
-        if rows:
-            yield self._table(rows)
-        self._figures.kept_apart = len(kept)
-        if last_batch:
-            receipts.finish()
-        state["last_read"] = self._figures.as_dict()
-        if last_batch:
-            self._check_endpoint()
+            yield result
 
     def _start_run(self, load_id: str) -> None:
         self._figures, self._retried = MessagesRead(load_id=load_id), False

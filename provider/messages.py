@@ -110,6 +110,7 @@ class ConversationMessages:
     parent: MessageParent
     messages: list[Message] = field(default_factory=list)
     requests: int = 0
+    size: int = 0  # bytes of the pages as read
     error: OctopushMismatchError | None = None
 
 
@@ -181,15 +182,20 @@ class MessagesGuard:
         """
         parent = self.parent
         unique: dict[str, Message] = {}
+        size = 0
         try:
-            for page in stream:
-                for message in page:
+            for page in stream.pages():
+                size += page.size
+                for message in page.rows:
                     unique[message[MESSAGE_ID_FIELD]] = message
         except OctopushError as error:
             error.args = (f"messages of conversation {parent.conversation_id!r}: {error}",)
             raise
         result = ConversationMessages(
-            parent=parent, messages=list(unique.values()), requests=stream.report.requests
+            parent=parent,
+            messages=list(unique.values()),
+            requests=stream.report.requests,
+            size=size,
         )
         try:
             if stream.report.stop_reason is StopReason.MAX_PAGES:

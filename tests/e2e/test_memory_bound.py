@@ -24,10 +24,10 @@ from tests.helpers import (
 )
 
 
-def _row_groups_extracted(pipeline) -> list[int]:
-    """Row groups of each conversations file dlt's extract step wrote (one per write)."""
-    files = sorted(Path(pipeline.working_dir).rglob("conversations.*.parquet"))
-    assert files, "no conversations file was extracted"
+def _row_groups_extracted(pipeline, table: str = "conversations") -> list[int]:
+    """Row groups of each ``table`` file dlt's extract step wrote (one per write)."""
+    files = sorted(Path(pipeline.working_dir).rglob(f"{table}.*.parquet"))
+    assert files, f"no {table} file was extracted"
     return [pq.ParquetFile(file).metadata.num_row_groups for file in files]
 
 
@@ -120,3 +120,19 @@ def test_a_first_load_of_heavy_conversations_goes_in_slices_bounded_by_their_byt
     assert summary.slices >= 3  # at least 100 conversations a slice, at most ~100 x heaviest
     assert loaded_messages(pipeline) == expected_messages(sandbox.store)
     assert loaded_table(pipeline) == expected_table(sandbox.store)
+
+
+def test_messages_batches_close_at_their_bytes_before_their_rows(
+    make_sandbox, make_client, make_pipeline, monkeypatch
+):
+    # 40 conversations' messages, far fewer than a batch's 10,000 rows: only bytes cut batches.
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_BYTES", 1)
+    sandbox = make_sandbox(conversations=40)
+    pipeline = make_pipeline()
+    source = octopush_source(client=make_client(sandbox))
+
+    pipeline.extract(source, loader_file_format="parquet")
+
+    with_messages = sum(1 for row in sandbox.store.snapshot() if row["number_of_messages"])
+    # Each conversation's pages pass the bound: its messages are a batch, written at once.
+    assert sum(_row_groups_extracted(pipeline, "messages")) == with_messages
