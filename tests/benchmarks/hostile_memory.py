@@ -7,7 +7,10 @@ the loads' concurrency, and that process's peak RSS (``getrusage``) is printed a
 under 1 GiB, whatever the server sends. The cases: the bare client's read; dlt's extract and
 normalize steps (pages read, turned into Arrow, written to the load package); the whole load
 into Postgres (a process of its own, so the figure is the loading process's alone) through
-``run_load`` and through a plain ``pipeline.run``; and the whole load into a DuckDB file.
+``run_load`` and through a plain ``pipeline.run``; the whole load into a DuckDB file; and a
+first load with messages through ``run_load`` (``octopush-load``'s way: the first load in
+slices of up to 5,000 conversations, bounded in bytes too). The server answers the messages
+endpoint with the sandbox's messages of each conversation, of ordinary size.
 
 DuckDB holds the values of a row group it writes (up to 122,880 rows) in its own memory: with
 the 64 MB limit the project sets (``octopush_dlt.destinations``) a commit of 600 KB values fails
@@ -49,17 +52,29 @@ POSTGRES_URL = os.environ.get(
 def serve() -> None:
     """Serve the pages on a free loopback port; print its base URL, then serve until killed."""
     from octopush_provider.sandbox import ConversationStore
+    from octopush_provider.settings import MESSAGES_PATH
 
-    rows = ConversationStore.generate(PAGES * PER_PAGE, seed=11).snapshot()
+    store = ConversationStore.generate(PAGES * PER_PAGE, seed=11)
+    rows = store.snapshot()
     text = "x" * TEXT_BYTES
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            page = int(parse_qs(urlsplit(self.path).query).get("page", ["1"])[0])
+            url = urlsplit(self.path)
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            page = int(query.get("page", "1"))
+            if url.path.endswith(MESSAGES_PATH):  # a conversation's messages, as the sandbox's
+                wanted = query.get("conversation_id", "").removeprefix("cid_")
+                size = int(query.get("per_page", PER_PAGE))
+                chosen = (store.messages(wanted) or [])[(page - 1) * size : page * size]
+                self._send(orjson.dumps(chosen if page >= 1 else []))
+                return
             chosen = rows[(page - 1) * PER_PAGE : page * PER_PAGE] if page >= 1 else []
-            body = orjson.dumps([row | {"last_message": text} for row in chosen])
+            self._send(orjson.dumps([row | {"last_message": text} for row in chosen]))
+
+        def _send(self, body: bytes) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -69,7 +84,13 @@ def serve() -> None:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """Quiet when a read that stopped early (caught up) drops its connections."""
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(f"serving http://127.0.0.1:{server.server_address[1]}/v1/public", flush=True)
     server.serve_forever()
@@ -125,6 +146,10 @@ def child(base_url: str, workdir: Path, entry: str) -> None:
         elif entry == "extract+normalize":
             pipeline.extract(octopush_source(**settings, resources=["conversations"]))
             rows = pipeline.normalize().row_counts.get("conversations", 0)
+        elif entry == "run_load messages postgres":  # a first load in slices, as a user runs it
+            run_load(pipeline, octopush_source(**settings))
+            with pipeline.sql_client() as client:
+                rows = int(client.execute_sql("SELECT count(*) FROM conversations")[0][0])
         else:
             source = octopush_source(**settings, resources=["conversations"])
             if entry.startswith("run_load"):
@@ -150,6 +175,7 @@ ENTRIES = {
     "run_load postgres": "load to Postgres, run_load",
     "pipeline.run postgres": "load to Postgres, pipeline.run",
     "run_load duckdb": "load to DuckDB, run_load",
+    "run_load messages postgres": "first load with messages, slices",
 }
 
 
