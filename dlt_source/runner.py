@@ -23,6 +23,7 @@ from dlt.common.pipeline import TRefreshMode
 from dlt.common.schema.utils import has_table_seen_data
 from dlt.extract.source import DltSource
 
+from octopush_dlt.allocator import keep_few_malloc_arenas
 from octopush_dlt.cursor import stored_cursor
 from octopush_dlt.deletions import DeletionPolicy, check_complete, mark_deleted
 from octopush_dlt.destinations import duckdb_held_open
@@ -375,6 +376,7 @@ def _run_held(
     message_reads: list[dict[str, Any]] = []
     agreement = _Agreement()
     with_messages = MESSAGES_RESOURCE_NAME in source.selected_resources
+    keep_few_malloc_arenas()
     for slices in range(1, MAX_SLICES + 1):
         with _rare_collections(), _malloc_for_arrow():
             info = pipeline.run(source, loader_file_format=file_format, refresh=refresh)  # type: ignore[arg-type]
