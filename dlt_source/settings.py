@@ -48,7 +48,7 @@ DEFAULT_CLOCK_SKEW_SECONDS = 600.0
 # dlt's per-item work (~4 ms of the GIL an item, while pages download) is paid once per batch
 # rather than once per page. Measured at 1M conversations, one run each: peak RSS 325 MiB at
 # 5,000 rows, 336 at 10,000, 354 at 20,000. Messages are batched alike: up to this many parsed
-# messages (some 10 MB of Python objects) wait for their table.
+# messages (some 10 MB of Python objects), or BATCH_BYTES of their pages, wait for their table.
 BATCH_ROWS = 10_000
 # ... or of about this many bytes of pages as sent, when rows are large: a batch of 10,000 rows
 # of 600 KB each would hold 6 GB.
