@@ -70,6 +70,16 @@ def test_far_more_messages_than_announced_fail_the_conversation():
     assert str(result.error).startswith("conversation 'c1' has 2 messages but the API answered 13")
 
 
+def test_ten_messages_more_than_announced_are_ones_that_arrived_since_the_list_was_read():
+    fetch = _pages([_message(n) for n in range(12)])
+    guard = MessagesGuard(MessageParent(conversation_id="c1", number_of_messages=2))
+
+    result = _read(guard, fetch)
+
+    assert result.error is None
+    assert len(result.messages) == 12
+
+
 def test_messages_served_twice_are_kept_once():
     fetch = _pages([_message(1), _message(2)], [_message(2), _message(3)])
     guard = MessagesGuard(MessageParent(conversation_id="c1", number_of_messages=3))
