@@ -181,6 +181,18 @@ def _behind(error: BaseException, kind: type[_Failure]) -> _Failure | None:
     return None
 
 
+def _out_of_duckdb_memory(error: BaseException) -> str | None:
+    """DuckDB's own words, when it ran out of the memory it may use (rows of hundreds of KB)."""
+    words: str | None = None
+    seen: BaseException | None = error
+    while seen is not None:  # the innermost error that says so: DuckDB's own
+        text = " ".join(str(seen).split())
+        if "failed to pin block" in text or "Out of Memory Error" in text:
+            words = text.split(" Possible solutions:")[0]
+        seen = seen.__cause__ or seen.__context__
+    return words
+
+
 def _one_line(error: BaseException, destination: str) -> str | None:
     """What to tell the user of a failure they can mend, in one line (None: a bug, traceback)."""
     from dlt.destinations.exceptions import DestinationConnectionError  # noqa: PLC0415
@@ -188,6 +200,13 @@ def _one_line(error: BaseException, destination: str) -> str | None:
 
     if (cause := _behind(error, OctopushError)) is not None:
         return str(cause)
+    if destination == "duckdb" and (words := _out_of_duckdb_memory(error)) is not None:
+        return (
+            f"the duckdb destination ran out of memory loading rows this large ({words}): DuckDB "
+            "holds a row group's values in memory, which its memory_limit (64MB) cannot take "
+            "for rows of hundreds of KB; load into postgres, or see "
+            "docs/scale.md#tuning-and-memory"
+        )
     reason: BaseException | None = None
     if (unopened := _behind(error, DestinationConnectionError)) is not None:
         reason = unopened.inner_exc
@@ -288,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("dlt", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # dlt logs a failed load job with its traceback; the run's own error line says what to do.
+    logging.getLogger("dlt").addFilter(_without_traceback)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args)
@@ -305,6 +326,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"octopush-load: {message}", file=sys.stderr)
         return 1
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """A dlt log record without the traceback it carries or writes into its message."""
+    message = record.getMessage()
+    if (cut := message.find("Traceback (most recent call last)")) >= 0:
+        record.msg, record.args = f"{message[:cut].rstrip()} (traceback left out)", ()
+    record.exc_info, record.exc_text = None, None
+    return True
 
 
 class _Terminated(KeyboardInterrupt):

@@ -429,3 +429,19 @@ def test_a_signal_ends_the_run_in_one_line_and_the_next_run_carries_on(
     result = _load(tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "3000 new" in result.stdout
+
+
+def test_rows_too_large_for_duckdbs_memory_limit_fail_in_one_line_naming_what_to_do(
+    tmp_path, make_sandbox
+):
+    sandbox = make_sandbox(conversations=200)
+    for row in sandbox.store.snapshot():
+        sandbox.store.rewrite(row["conversation_id"], {"last_message": "x" * 600_000})
+    env = _sandbox_environment(tmp_path, sandbox)
+
+    result = _load(tmp_path, env, "--resources", "conversations")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "octopush-load: the duckdb destination ran out of memory" in result.stderr
+    assert "docs/scale.md#tuning-and-memory" in result.stderr
