@@ -198,3 +198,13 @@ def readme_code(heading: str) -> str:
     start = section.index("```")
     body = section[section.index("\n", start) + 1 :]
     return body[: body.index("```")]
+
+
+# How Airflow lists the provider's connection type (`airflow providers hooks`, get_provider_info).
+OCTOPUSH_HOOK_ENTRY = {
+    "connection_type": "octopush",
+    "class": "octopush_provider.hooks.octopush.OctopushHook",
+    "conn_id_attribute_name": "octopush_conn_id",
+    "package_name": "airflow-provider-octopush",
+    "hook_name": "Octopush",
+}

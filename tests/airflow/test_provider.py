@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 
 from octopush_provider import CONNECTION_FIELDS
 from tests.airflow.support import DAGS_FOLDER, start_cli
+from tests.helpers import OCTOPUSH_HOOK_ENTRY
 
 # Parses dags/ in a fresh interpreter and reports every connection or name lookup made while
 # parsing. The audit hook is Python's own instrumentation: nothing of Airflow's or ours is
@@ -54,13 +55,7 @@ def test_airflow_discovers_the_provider_and_its_connection_type() -> None:
         "description": "Load Octopush conversations into a warehouse with dlt",
         "version": "0.1.0",
     } in output["list"]
-    assert {
-        "connection_type": "octopush",
-        "class": "octopush_provider.hooks.octopush.OctopushHook",
-        "conn_id_attribute_name": "octopush_conn_id",
-        "package_name": "airflow-provider-octopush",
-        "hook_name": "Octopush",
-    } in output["hooks"]
+    assert OCTOPUSH_HOOK_ENTRY in output["hooks"]
     widgets = {
         widget["connection_parameter_name"]
         for widget in output["widgets"]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import OCTOPUSH_HOOK_ENTRY
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,13 +104,7 @@ def test_airflow_in_a_fresh_virtualenv_lists_the_provider_and_its_connection_typ
     hooks = json.loads(run(airflow, "providers", "hooks", "--output", "json", env=env))
 
     assert "airflow-provider-octopush" in {provider["package_name"] for provider in providers}
-    assert {
-        "connection_type": "octopush",
-        "class": "octopush_provider.hooks.octopush.OctopushHook",
-        "conn_id_attribute_name": "octopush_conn_id",
-        "package_name": "airflow-provider-octopush",
-        "hook_name": "Octopush",
-    } in hooks
+    assert OCTOPUSH_HOOK_ENTRY in hooks
 
 
 def test_the_example_dags_import_from_the_wheel_and_nothing_else_is_installed(
