@@ -34,7 +34,7 @@ from typing import Literal
 
 from octopush_provider.exceptions import OctopushCancelledError, OctopushStalledReadError
 from octopush_provider.page import Page
-from octopush_provider.transport import metered
+from octopush_provider.transport import metered, paused
 
 FIRST_AHEAD = 4
 # Bodies read ahead of the reader: one page just under the default max_response_bytes (beside
@@ -186,18 +186,22 @@ class Prefetcher:
             return False
         return number < self._wanted + self._ahead
 
+    def _held_back(self, number: int, size: int) -> bool:
+        """Whether page ``number``, at ``size`` bytes, must wait for the reader to free some."""
+        held = sum(self._bytes.values()) - self._bytes.get(number, 0)
+        return number > self._wanted and not self._closed and held + size > self._max_bytes
+
     def _charge(self, number: int, size: int) -> None:
-        """Note that page ``number`` holds ``size`` bytes; wait while they would not fit."""
+        """Note that page ``number`` holds ``size`` bytes; wait while they would not fit.
+
+        The wait is on the reader, not the server: the request's deadline stops meanwhile.
+        """
         with self._condition:
             # What it read so far stays counted while it waits: others must not read into it.
-            while (
-                number > self._wanted
-                and not self._closed
-                and (
-                    sum(self._bytes.values()) - self._bytes.get(number, 0) + size > self._max_bytes
-                )
-            ):
-                self._condition.wait()
+            if self._held_back(number, size):
+                with paused():
+                    while self._held_back(number, size):
+                        self._condition.wait()
             if self._closed:
                 raise OctopushCancelledError(f"the read was closed while page {number} was read")
             self._bytes[number] = size

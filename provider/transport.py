@@ -38,6 +38,7 @@ __all__ = [
     "WatchedAdapter",
     "deadline",
     "metered",
+    "paused",
     "read_body",
 ]
 
@@ -47,13 +48,14 @@ CHUNK_BYTES = 64 * 1024
 class Watch:
     """The deadline of one request; ``expired`` tells whether the watchdog cut it off."""
 
-    __slots__ = ("at", "connection", "done", "expired")
+    __slots__ = ("at", "connection", "done", "expired", "paused")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.connection: Any = None
         self.done = False
         self.expired = False
+        self.paused = False
 
     def __lt__(self, other: Watch) -> bool:
         return self.at < other.at
@@ -92,6 +94,26 @@ class _Watchdog:
             with self._condition:
                 watch.done = True
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the clock of this thread's request while it waits on us, not on the server."""
+        watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is None or watch.paused:
+            yield
+            return
+        with self._condition:
+            left, watch.paused = watch.at - time.monotonic(), True
+        try:
+            yield
+        finally:
+            with self._condition:
+                watch.paused = False
+                if not watch.expired:
+                    watch.at = time.monotonic() + left
+                    heapq.heappush(self._heap, (watch.at, next(self._order), watch))
+                    if watch.at < self._wake_at:
+                        self._condition.notify()
+
     def attach(self, connection: HTTPConnection) -> None:
         """Put ``connection`` under the watch of the calling thread's request, if any."""
         watch: Watch | None = getattr(self._local, "watch", None)
@@ -118,6 +140,8 @@ class _Watchdog:
                     self._condition.wait(remaining)
                     continue
                 watch = heapq.heappop(self._heap)[2]
+                if watch.paused or watch.at > time.monotonic():
+                    continue  # its clock stopped (and is pushed again when it restarts) or moved
                 watch.expired = True
                 connection = watch.connection
                 # The connection may have gone back to the pool and on to another request.
@@ -139,6 +163,11 @@ _WATCHDOG = _Watchdog()
 def deadline(seconds: float) -> contextlib.AbstractContextManager[Watch]:
     """Cut off a request of this thread made through a :class:`WatchedAdapter` after ``seconds``."""
     return _WATCHDOG.deadline(seconds)
+
+
+def paused() -> contextlib.AbstractContextManager[None]:
+    """Stop the clock of this thread's :func:`deadline` for as long as the block runs."""
+    return _WATCHDOG.paused()
 
 
 class _WatchedHTTPConnection(HTTPConnection):

@@ -11,7 +11,7 @@ import requests
 
 from octopush_provider.page import StopReason
 from octopush_provider.prefetch import Prefetcher
-from octopush_provider.transport import read_body
+from octopush_provider.transport import deadline, paused, read_body
 
 MiB = 1024 * 1024
 
@@ -49,3 +49,12 @@ def test_pages_read_ahead_never_hold_more_bytes_than_the_budget():
     # Ahead of the page the reader waits for (never held back): the budget's bytes, and one
     # page more while the reader's count lags its take. Bounded in pages alone: up to 16 MiB.
     assert max(peaks) <= 5 * MiB, max(peaks) / MiB
+
+
+def test_a_request_waiting_on_the_reader_does_not_run_out_its_deadline():
+    with deadline(0.3) as watch:
+        with paused():
+            time.sleep(0.5)  # a worker held back mid-body, waiting for the reader
+        assert not watch.expired
+        time.sleep(0.5)
+    assert watch.expired  # the server's own time still counts
