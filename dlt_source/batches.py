@@ -27,7 +27,7 @@ def batches(
     parts: Iterable[_Part],
     *,
     rows: Callable[[_Part], int],
-    size: Callable[[_Part], int] = lambda part: 0,
+    size: Callable[[_Part], int],
 ) -> Iterator[list[_Part]]:
     """Pages (or lists of rows) joined into batches of about ``BATCH_ROWS`` rows, or fewer
     whose ``size`` (bytes as sent) reaches ``BATCH_BYTES``."""

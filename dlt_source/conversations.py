@@ -187,7 +187,11 @@ def _conversations(
                 coerced=coerced,
                 extra_types=extra_types,
             )
-            for batch in batches(_full_read(stream, client, max_pages), rows=len)
+            for batch in batches(
+                _full_read(stream, client, max_pages),
+                rows=len,
+                size=lambda rows: sum(map(json_bytes, rows)),
+            )
         )
     else:
         stream = client.iter_pages(stop_when=should_stop, max_pages=max_pages, tabulate=fast_table)

@@ -136,3 +136,19 @@ def test_messages_batches_close_at_their_bytes_before_their_rows(
     with_messages = sum(1 for row in sandbox.store.snapshot() if row["number_of_messages"])
     # Each conversation's pages pass the bound: its messages are a batch, written at once.
     assert sum(_row_groups_extracted(pipeline, "messages")) == with_messages
+
+
+def test_a_deletion_checks_batches_close_at_their_bytes_before_their_rows(
+    make_sandbox, make_pipeline, monkeypatch
+):
+    sandbox = make_sandbox(conversations=50)
+    pipeline = make_pipeline()
+    run_load(pipeline, sandbox_source(sandbox, detect_deletes=True, per_page=10))
+    before = sum(_row_groups_extracted(pipeline))
+    monkeypatch.setattr("octopush_dlt.batches.BATCH_BYTES", 1)
+
+    run_load(pipeline, sandbox_source(sandbox, detect_deletes=True, per_page=10))
+
+    # Five pages of 10, far fewer than a batch's 10,000 rows: only bytes cut them apart.
+    assert sum(_row_groups_extracted(pipeline)) - before >= 5
+    assert loaded_table(pipeline) == expected_table(sandbox.store)
