@@ -171,26 +171,26 @@ def _demo_sandbox(conversations: int) -> Iterator[dict[str, Any]]:
         }
 
 
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors behind it, outermost first; a chain that loops ends."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _behind(error: BaseException, kind: type[_Failure]) -> _Failure | None:
     """The ``kind`` of error behind dlt's wrappers, if that is what failed."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+    return next((seen for seen in _chain(error) if isinstance(seen, kind)), None)
 
 
 def _out_of_duckdb_memory(error: BaseException) -> str | None:
     """DuckDB's own words, when it ran out of the memory it may use (rows of hundreds of KB)."""
-    words: str | None = None
-    seen: BaseException | None = error
-    while seen is not None:  # the innermost error that says so: DuckDB's own
-        text = " ".join(str(seen).split())
-        if "failed to pin block" in text or "Out of Memory Error" in text:
-            words = text.split(" Possible solutions:")[0]
-        seen = seen.__cause__ or seen.__context__
-    return words
+    texts = (" ".join(str(seen).split()) for seen in _chain(error))
+    saying = [text for text in texts if "failed to pin block" in text or "Out of Memory" in text]
+    return saying[-1].split(" Possible solutions:")[0] if saying else None  # DuckDB's own
 
 
 def _one_line(error: BaseException, destination: str) -> str | None:
