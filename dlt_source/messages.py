@@ -146,6 +146,17 @@ def _parent_state(parent: MessageParent) -> dict[str, Any]:
 class _Reader:
     """Reads the messages of the conversations of one run; retries what was kept apart before."""
 
+    # Set for each run by _start_run, which the first call of a run makes.
+    _started: datetime
+    _read: list[str]
+    _retried: bool
+    _extra_types: ExtraTypes
+    _fresh_read: int
+    _fresh_kept: int
+    _retrying: set[str]
+    _replacing: bool
+    _progress: Progress
+
     def __init__(
         self,
         client: OctopushClient,
@@ -157,16 +168,8 @@ class _Reader:
         self._client = client
         self._privacy = privacy
         self._receipts = receipts
-        self._started = datetime.now(UTC)
         self._reread_unchanged = reread_unchanged
-        self._figures = MessagesRead(load_id="")
-        self._read: list[str] = []
-        self._retried = False
-        self._extra_types = ExtraTypes()
-        self._fresh_read = self._fresh_kept = 0
-        self._retrying: set[str] = set()
-        self._replacing = False
-        self._progress = Progress("messages", unit="conversations")
+        self._figures = MessagesRead(load_id="")  # no run yet: the first call starts one
 
     def __call__(self, conversations: pa.Table | list[Any]) -> Iterator[pa.Table]:
         load_id = dlt.current.load_package_state()["load_id"]
