@@ -66,6 +66,8 @@ class SourceDefaults(DictionaryProvider):
         self, key: str, hint: type[Any], pipeline_name: str | None, *sections: str
     ) -> tuple[Any | None, str]:
         value, name = super().get_value(key, hint, "", *sections)
+        if value is None:  # every key but the writer's buffer: nothing more to ask
+            return None, name
         normalizing = sections[:1] == (NORMALIZE,)
         running = Container()[ConfigSectionContext].pipeline_name
         if pipeline_name or (normalizing and running not in self._pipelines):
