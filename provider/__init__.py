@@ -165,15 +165,16 @@ CONNECTION_FIELDS: dict[str, Any] = {
 }
 
 # Port is visible only while the Test button needs it (see port_zero_needed): the Base URL
-# holds the port.
+# holds the port. Asked once: it reads the installed Airflow's metadata.
+_PORT_SHOWN = port_zero_needed()
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema"] if port_zero_needed() else ["schema", "port"],
+    "hidden-fields": ["schema"] if _PORT_SHOWN else ["schema", "port"],
     "relabeling": {
         "login": "API login",
         "password": "API key",
         "host": "Base URL",
     }
-    | ({"port": PORT_LABEL} if port_zero_needed() else {}),
+    | ({"port": PORT_LABEL} if _PORT_SHOWN else {}),
     "placeholders": {
         "login": "the e-mail address of your Octopush account",
         "password": "the API key from Octopush's API credentials page",
