@@ -291,6 +291,7 @@ def test_a_killed_run_advances_nothing_and_the_rerun_is_exact(tmp_path, make_san
     deadline = time.monotonic() + 60
     while len(sandbox.requests) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert len(sandbox.requests) >= 10, "killed before the read began"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert len(sandbox.requests) < 30, "the run finished before it could be killed"

@@ -8,6 +8,7 @@ import pytest
 
 from octopush_dlt.backfill import SliceSelector
 from octopush_provider.exceptions import OctopushConfigError
+from tests.helpers import ids
 
 MiB = 1024 * 1024
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -27,10 +28,6 @@ def select(rows: list[dict], *, size: int = 5_000, max_bytes: int = 10 * MiB, pa
     for start in range(pages):
         selector.offer(newest_first[start::pages])
     return selector.take()
-
-
-def ids(rows: list[dict]) -> list[str]:
-    return [row["conversation_id"] for row in rows]
 
 
 def test_a_slice_of_large_rows_ends_at_its_bytes_before_its_rows():

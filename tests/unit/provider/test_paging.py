@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -28,11 +29,13 @@ class FakeList:
         self.per_page = per_page
         self.asked: list[int] = []
         self.before: dict[int, Callable[[], None]] = {}  # request count -> change to the list
+        self._lock = threading.Lock()  # a request and the change due before it are one step
 
     def __call__(self, number: int) -> Page:
-        self.asked.append(number)
-        if change := self.before.pop(len(self.asked), None):
-            change()
+        with self._lock:
+            self.asked.append(number)
+            if change := self.before.pop(len(self.asked), None):
+                change()
         start = (number - 1) * self.per_page
         rows = self.rows[start : start + self.per_page]
         end = None if rows else StopReason.EMPTY_PAGE
