@@ -169,12 +169,7 @@ def _capped(read: PageStream, full: PageStream) -> bool:
     The part's figures go into the full read's: it logged its own "read ended" line, and the
     summary's list line adds up every such line of the run.
     """
-    part, whole = read.report, full.report
-    whole.pages += part.pages
-    whole.rows += part.rows
-    whole.requests += part.requests
-    whole.retries += part.retries
-    whole.elapsed += part.elapsed
+    full.report.add(read.report)
     if read.report.stop_reason is StopReason.MAX_PAGES:
         full.report.stop_reason = StopReason.MAX_PAGES
         return True

@@ -72,6 +72,14 @@ class PagingReport:
         self.requests += attempts
         self.retries += max(0, attempts - 1)
 
+    def add(self, other: PagingReport) -> None:
+        """Count ``other``'s figures in this read's: a read made as part of this one."""
+        self.pages += other.pages
+        self.rows += other.rows
+        self.requests += other.requests
+        self.retries += other.retries
+        self.elapsed += other.elapsed
+
     def as_dict(self) -> dict[str, object]:
         return {
             "pages": self.pages,
