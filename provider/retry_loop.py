@@ -63,15 +63,20 @@ class RetryLoop:
         slept = 0.0
         started = time.monotonic()
         ends_at = started + self.page_deadline
+        failed: OctopushError | None = None  # the last attempt's error, once one failed
         for tried in range(1, retry.max_attempts + 1):
             self._throttle.wait(self._cancelled)
             self._raise_if_cancelled(number)
+            if failed is not None and time.monotonic() >= ends_at:  # held by another's 429
+                error = failed
+                error.args = (f"{error} (page_deadline={self.page_deadline:g}s reached)",)
+                break
             try:
                 page = attempt(ends_at - time.monotonic())
                 self._raise_if_cancelled(number)
                 return page if tried == 1 else replace(page, attempts=tried)
             except Transient as failure:
-                error = failure.error
+                error = failed = failure.error
                 delay = retry.delay(tried, failure.retry_after)
                 attempts = min(retry.max_attempts, failure.attempts or retry.max_attempts)
                 if tried >= attempts or slept + delay > retry.budget:

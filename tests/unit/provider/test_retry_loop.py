@@ -184,3 +184,21 @@ def test_the_api_key_is_masked_in_the_errors_chained_to_the_one_raised():
 
 def test_the_longest_wait_for_a_page_is_its_deadline_its_budget_and_a_second():
     assert _loop(page_deadline=300.0).page_wait(RetryPolicy(budget=120.0)) == 421.0
+
+
+def test_a_retry_held_at_the_throttle_past_the_page_deadline_is_not_sent():
+    throttle = Throttle()
+
+    def reset_while_another_thread_is_told_429(seconds: float) -> Page:
+        throttle.hold(0.5)
+        raise Transient(OctopushConnectionError("connection reset"))
+
+    attempt, given = _attempts(Page(number=1, rows=[]))
+    calls = iter([reset_while_another_thread_is_told_429, attempt])
+
+    def first_then_the_rest(seconds: float) -> Page:
+        return next(calls)(seconds)
+
+    with pytest.raises(OctopushConnectionError, match=r"page_deadline=0.3s reached"):
+        _loop(page_deadline=0.3, throttle=throttle).fetch(1, first_then_the_rest, retry=QUICK)
+    assert given == []  # no request sent with no time left
